@@ -1,0 +1,17 @@
+//! The cryptography of blindfold: server keys, blind handles, password-derived wrapping keys, the
+//! user key and what it seals, recovery keys, tokens and DPoP proofs.
+//!
+//! No primitive is written here: AES-256-GCM-SIV, HKDF, HMAC-SHA256 and Argon2id come from
+//! RustCrypto, ECDSA P-256 verification from ring, Ed25519 from ed25519-dalek. This module must
+//! never log, and no type in it prints a secret in Debug.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod data;
+pub mod dpop;
+pub mod keys;
+pub mod password;
+pub mod recovery;
+pub mod token;
+pub mod user_key;
+pub mod username;

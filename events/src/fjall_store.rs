@@ -1,0 +1,4 @@
+//! The embedded store on fjall.
+
+/// The embedded event store.
+pub struct FjallStore;
