@@ -15,3 +15,14 @@ pub mod recovery;
 pub mod token;
 pub mod user_key;
 pub mod username;
+
+pub use data::{Purpose, open_item_name, open_item_value, seal_item_name, seal_item_value};
+pub use keys::{KeyError, MasterSecret, ServerKeys};
+pub use password::{
+    DecoyKey, KdfError, Password, Pepper, WrappingKey, derive_password_key,
+    derive_password_key_with_memory, kdf_memory, new_salt,
+};
+pub use recovery::{RecoveryKey, RecoveryKeyError};
+pub use token::{Methods, TOKEN_LEN, TokenClaims, TokenError, TokenKeys};
+pub use user_key::{CryptoError, LoginMethod, UserKey, unwrap_user_key, wrap_user_key};
+pub use username::{IndexKey, Username, UsernameError, normalize};
