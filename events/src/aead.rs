@@ -41,7 +41,13 @@ pub fn seal_with_nonce(
     let cipher = Aes256GcmSiv::new(&(*key).into());
     let aad = encode_aad(aad);
     let body = cipher
-        .encrypt(&Nonce::from(*nonce), Payload { msg: plaintext, aad: &aad })
+        .encrypt(
+            &Nonce::from(*nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
         .map_err(|_| AeadError)?;
 
     let mut sealed = Vec::with_capacity(NONCE_LEN + body.len());
@@ -61,7 +67,13 @@ pub fn open(key: &[u8; 32], aad: &[&[u8]], sealed: &[u8]) -> Result<Zeroizing<Ve
     let cipher = Aes256GcmSiv::new(&(*key).into());
     let aad = encode_aad(aad);
     cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: body, aad: &aad })
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: body,
+                aad: &aad,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| AeadError)
 }

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod aead;
+mod envelope;
 pub mod fjall_store;
 pub mod projection;
 pub mod schema;
@@ -28,7 +29,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// index key. The only name the storage layer knows an account by.
 ///
 /// Debug never prints the bytes: a handle must not reach a log.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Handle(pub [u8; 32]);
 
 impl std::fmt::Debug for Handle {
@@ -39,7 +42,9 @@ impl std::fmt::Debug for Handle {
 
 /// An item's blind id: HMAC of its name under a key derived from the user key. The server never
 /// sees item names, only these ids.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ItemId(pub [u8; 32]);
 
 impl std::fmt::Debug for ItemId {

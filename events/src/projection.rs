@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ItemId, PasswordWrap, RecordedEvent};
+use crate::{Event, ItemId, PasswordWrap, RecordedEvent};
 
 /// The current state of one account, as the events of its stream leave it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,14 +48,227 @@ pub enum ItemChange {
     Delete(ItemId),
 }
 
-/// Applies one event to an account record. `None` before the first event.
+/// Applies one event to an account record. `record` is `None` before the first event.
 ///
-/// Returns `None` only if the stream does not start with `AccountCreated` (a corrupt stream).
+/// The epoch starts at 0 and goes up by one on `SessionsRevoked`, on `Recovered`, and on
+/// `PasswordChanged` with `revoke_sessions` set. `version` becomes the event's version.
+///
+/// Returns `None` when the event cannot follow `record` (a corrupt stream): the first event is
+/// not `AccountCreated` at version 1, `AccountCreated` comes a second time, or the event's
+/// version is not the next one.
 pub fn apply(record: Option<AccountRecord>, recorded: &RecordedEvent) -> Option<AccountRecord> {
-    todo!("implemented in the events crate: {record:?} {recorded:?}")
+    match record {
+        None => created(recorded),
+        Some(record) if recorded.version == record.version.checked_add(1)? => {
+            changed(record, recorded)
+        }
+        Some(_) => None,
+    }
 }
 
-/// The change one event makes to the item index, if any.
+/// The record a stream's first event makes, if that event is `AccountCreated` at version 1.
+fn created(recorded: &RecordedEvent) -> Option<AccountRecord> {
+    let Event::AccountCreated {
+        sealed_username,
+        sealed_profile,
+        password,
+        wrapped_user_key_recovery,
+    } = &recorded.event
+    else {
+        return None;
+    };
+    if recorded.version != 1 {
+        return None;
+    }
+    Some(AccountRecord {
+        version: 1,
+        epoch: 0,
+        created_at: recorded.at,
+        sealed_username: sealed_username.clone(),
+        sealed_profile: sealed_profile.clone(),
+        password: password.clone(),
+        wrapped_user_key_recovery: wrapped_user_key_recovery.clone(),
+    })
+}
+
+/// `record` after a later event of its stream.
+fn changed(mut record: AccountRecord, recorded: &RecordedEvent) -> Option<AccountRecord> {
+    record.version = recorded.version;
+    match &recorded.event {
+        Event::AccountCreated { .. } => return None,
+        Event::ProfileReplaced { sealed_profile } => {
+            record.sealed_profile.clone_from(sealed_profile);
+        }
+        Event::PasswordChanged {
+            password,
+            revoke_sessions,
+        } => {
+            record.password = password.clone();
+            if *revoke_sessions {
+                record.epoch = record.epoch.saturating_add(1);
+            }
+        }
+        Event::SessionsRevoked => record.epoch = record.epoch.saturating_add(1),
+        Event::Recovered {
+            password,
+            wrapped_user_key_recovery,
+        } => {
+            record.password = password.clone();
+            record
+                .wrapped_user_key_recovery
+                .clone_from(wrapped_user_key_recovery);
+            record.epoch = record.epoch.saturating_add(1);
+        }
+        Event::ItemPut { .. } | Event::ItemDeleted { .. } => {}
+    }
+    Some(record)
+}
+
+/// The change one event makes to the item index: `ItemPut` puts an entry stamped with the
+/// event's time and version, `ItemDeleted` removes one, every other event changes nothing.
 pub fn item_change(recorded: &RecordedEvent) -> Option<ItemChange> {
-    todo!("implemented in the events crate: {recorded:?}")
+    match &recorded.event {
+        Event::ItemPut {
+            item_id,
+            sealed_name,
+            size,
+            ..
+        } => Some(ItemChange::Put(ItemEntry {
+            item_id: *item_id,
+            sealed_name: sealed_name.clone(),
+            size: *size,
+            updated_at: recorded.at,
+            version: recorded.version,
+        })),
+        Event::ItemDeleted { item_id } => Some(ItemChange::Delete(*item_id)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KdfParams;
+
+    fn wrap(byte: u8) -> PasswordWrap {
+        PasswordWrap {
+            salt: [byte; 16],
+            params: KdfParams::default(),
+            wrapped_user_key: vec![byte],
+        }
+    }
+
+    fn at(version: u64, event: Event) -> RecordedEvent {
+        RecordedEvent {
+            version,
+            at: 100 + version,
+            event,
+        }
+    }
+
+    fn created() -> RecordedEvent {
+        at(
+            1,
+            Event::AccountCreated {
+                sealed_username: vec![1],
+                sealed_profile: vec![2],
+                password: wrap(1),
+                wrapped_user_key_recovery: vec![3],
+            },
+        )
+    }
+
+    fn replay(events: &[RecordedEvent]) -> Option<AccountRecord> {
+        events
+            .iter()
+            .try_fold(None, |record, event| apply(record, event).map(Some))?
+    }
+
+    #[test]
+    fn the_epoch_rises_on_revocation_recovery_and_a_revoking_password_change_only() {
+        let record = replay(&[
+            created(),
+            at(
+                2,
+                Event::PasswordChanged {
+                    password: wrap(2),
+                    revoke_sessions: false,
+                },
+            ),
+            at(
+                3,
+                Event::ProfileReplaced {
+                    sealed_profile: vec![9],
+                },
+            ),
+            at(4, Event::SessionsRevoked),
+            at(
+                5,
+                Event::PasswordChanged {
+                    password: wrap(3),
+                    revoke_sessions: true,
+                },
+            ),
+            at(
+                6,
+                Event::Recovered {
+                    password: wrap(4),
+                    wrapped_user_key_recovery: vec![7],
+                },
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            (record.version, record.epoch, record.created_at),
+            (6, 3, 101)
+        );
+        assert_eq!(record.password, wrap(4));
+        assert_eq!(
+            (record.sealed_profile, record.wrapped_user_key_recovery),
+            (vec![9], vec![7])
+        );
+    }
+
+    #[test]
+    fn a_stream_that_does_not_start_with_its_creation_is_corrupt() {
+        assert_eq!(apply(None, &at(1, Event::SessionsRevoked)), None);
+        let mut late = created();
+        late.version = 2;
+        assert_eq!(apply(None, &late), None);
+    }
+
+    #[test]
+    fn a_second_creation_or_a_skipped_version_is_corrupt() {
+        let record = apply(None, &created());
+        let mut again = created();
+        again.version = 2;
+        assert_eq!(apply(record.clone(), &again), None);
+        assert_eq!(apply(record, &at(3, Event::SessionsRevoked)), None);
+    }
+
+    #[test]
+    fn item_events_change_the_index_and_nothing_else_does() {
+        let id = ItemId([5; 32]);
+        let put = at(
+            4,
+            Event::ItemPut {
+                item_id: id,
+                sealed_name: vec![1],
+                sealed_value: vec![2],
+                size: 3,
+            },
+        );
+        let Some(ItemChange::Put(entry)) = item_change(&put) else {
+            panic!("not a put")
+        };
+        assert_eq!(
+            (entry.item_id, entry.size, entry.updated_at, entry.version),
+            (id, 3, 104, 4)
+        );
+        assert!(matches!(
+            item_change(&at(5, Event::ItemDeleted { item_id: id })),
+            Some(ItemChange::Delete(deleted)) if deleted == id
+        ));
+        assert!(item_change(&at(6, Event::SessionsRevoked)).is_none());
+    }
 }

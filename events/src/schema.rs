@@ -22,7 +22,11 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// m = 19 MiB, t = 2, p = 1: the OWASP minimum for Argon2id.
     fn default() -> Self {
-        Self { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 }
+        Self {
+            m_cost_kib: 19 * 1024,
+            t_cost: 2,
+            p_cost: 1,
+        }
     }
 }
 
