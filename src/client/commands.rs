@@ -1,0 +1,564 @@
+//! What each client command does: the requests it sends, the session it keeps, what it prints.
+//!
+//! Results go to the given writer (standard output) as short human lines; an item's value goes
+//! there raw. Nothing here prints a password, a token or the device key; the only secret ever
+//! printed is a fresh recovery key, once, right after the server made it.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::config::{ConfigDir, Freshness, Session, write_atomic};
+use super::error::ClientError;
+use super::http::{Api, Body, TokenResponse, item_path};
+use super::secrets::{SecretKind, SecretSource};
+use super::{ClientCommand, ItemsCommand};
+
+/// Everything a command works with.
+pub(crate) struct Context<'k> {
+    pub(crate) api: Api<'k>,
+    pub(crate) config: ConfigDir,
+    pub(crate) secrets: SecretSource,
+    pub(crate) clock: &'k dyn Fn() -> u64,
+}
+
+/// Runs one command, writing its result to `out`.
+pub(crate) async fn execute(
+    ctx: &mut Context<'_>,
+    command: ClientCommand,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    match command {
+        ClientCommand::Signup {
+            username,
+            email,
+            profile,
+        } => signup(ctx, &username, email, profile.as_deref(), out).await,
+        ClientCommand::Login { username, totp } => login(ctx, &username, totp, out).await,
+        ClientCommand::Whoami => whoami(ctx, out).await,
+        ClientCommand::Items(ItemsCommand::Put { name, file }) => {
+            put_item(ctx, &name, file.as_deref(), out).await
+        }
+        ClientCommand::Items(ItemsCommand::Get { name, output }) => {
+            get_item(ctx, &name, output.as_deref(), out).await
+        }
+        ClientCommand::Items(ItemsCommand::Ls) => list_items(ctx, out).await,
+        ClientCommand::Items(ItemsCommand::Rm { name }) => remove_item(ctx, &name, out).await,
+        ClientCommand::LogoutAll => logout_all(ctx, out).await,
+        ClientCommand::Password => change_password(ctx, out).await,
+        ClientCommand::Recover { username } => recover(ctx, &username, out).await,
+    }
+}
+
+#[derive(Serialize)]
+struct SignupRequest<'a> {
+    username: &'a str,
+    password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a Map<String, Value>>,
+}
+
+async fn signup(
+    ctx: &mut Context<'_>,
+    username: &str,
+    email: Option<String>,
+    profile: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let profile = build_profile(email, profile)?;
+    let password = ctx.secrets.read(SecretKind::NewPassword)?;
+
+    let request = SignupRequest {
+        username,
+        password: &password,
+        profile: profile.as_ref(),
+    };
+    let reply = ctx
+        .api
+        .call(Method::POST, "/v1/accounts", None, &json_body(&request)?)
+        .await?;
+    let tokens = TokenResponse::parse(&reply.body)?;
+    store_session(ctx, &tokens)?;
+
+    say(
+        out,
+        format_args!("account created; logged in as {username}"),
+    )?;
+    show_recovery_key(out, tokens.recovery_key.as_deref().map(String::as_str))
+}
+
+#[derive(Serialize)]
+struct LoginRequest<'a> {
+    username: &'a str,
+    password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    totp: Option<&'a str>,
+}
+
+async fn login(
+    ctx: &mut Context<'_>,
+    username: &str,
+    totp: Option<String>,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let password = ctx.secrets.read(SecretKind::Password)?;
+    let totp = totp.map(Zeroizing::new);
+
+    let request = LoginRequest {
+        username,
+        password: &password,
+        totp: totp.as_deref().map(String::as_str),
+    };
+    let reply = ctx
+        .api
+        .call(Method::POST, "/v1/sessions", None, &json_body(&request)?)
+        .await?;
+    store_session(ctx, &TokenResponse::parse(&reply.body)?)?;
+    say(out, format_args!("logged in as {username}"))
+}
+
+#[derive(Deserialize)]
+struct Me {
+    username: String,
+    #[serde(default)]
+    profile: Value,
+}
+
+async fn whoami(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    let reply = ctx
+        .api
+        .call(Method::GET, "/v1/me", Some(&token), &Body::Empty)
+        .await?;
+    let me: Me = serde_json::from_slice(&reply.body)
+        .map_err(|_| ClientError::Protocol("the account answer is not readable".into()))?;
+
+    let profile = match &me.profile {
+        Value::Null => "{}".to_string(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    };
+    say(
+        out,
+        format_args!("username: {}\nprofile: {profile}", me.username),
+    )
+}
+
+async fn put_item(
+    ctx: &mut Context<'_>,
+    name: &str,
+    file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let path = item_path(name)?;
+    let value = read_value(file)?;
+    let size = value.len();
+
+    let token = access_token(ctx).await?;
+    ctx.api
+        .call(Method::PUT, &path, Some(&token), &Body::Bytes(value))
+        .await?;
+    say(out, format_args!("stored {name} ({size} bytes)"))
+}
+
+async fn get_item(
+    ctx: &mut Context<'_>,
+    name: &str,
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let path = item_path(name)?;
+    let token = access_token(ctx).await?;
+    let reply = ctx
+        .api
+        .call(Method::GET, &path, Some(&token), &Body::Empty)
+        .await?;
+
+    let Some(output) = output else {
+        let stdout_failed = |e| ClientError::file("<stdout>")(e);
+        return out
+            .write_all(&reply.body)
+            .and_then(|()| out.flush())
+            .map_err(stdout_failed);
+    };
+    write_value(output, &reply.body)?;
+    say(
+        out,
+        format_args!("wrote {} bytes to {}", reply.body.len(), output.display()),
+    )
+}
+
+#[derive(Deserialize)]
+struct ItemList {
+    items: Vec<ItemEntry>,
+}
+
+#[derive(Deserialize)]
+struct ItemEntry {
+    name: String,
+    size: u64,
+    #[serde(default)]
+    updated_at: Value,
+}
+
+async fn list_items(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    let reply = ctx
+        .api
+        .call(Method::GET, "/v1/me/items", Some(&token), &Body::Empty)
+        .await?;
+    let list: ItemList = serde_json::from_slice(&reply.body)
+        .map_err(|_| ClientError::Protocol("the item list is not readable".into()))?;
+    say(out, format_args!("{}", item_table(&list.items)))
+}
+
+async fn remove_item(
+    ctx: &mut Context<'_>,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let path = item_path(name)?;
+    let token = access_token(ctx).await?;
+    ctx.api
+        .call(Method::DELETE, &path, Some(&token), &Body::Empty)
+        .await?;
+    say(out, format_args!("removed {name}"))
+}
+
+async fn logout_all(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    ctx.api
+        .call(Method::DELETE, "/v1/sessions", Some(&token), &Body::Empty)
+        .await?;
+    ctx.config.remove_session()?;
+    say(out, format_args!("logged out on every device"))
+}
+
+#[derive(Serialize)]
+struct PasswordChange<'a> {
+    current_password: &'a str,
+    new_password: &'a str,
+}
+
+async fn change_password(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let current = ctx.secrets.read(SecretKind::Password)?;
+    let new = ctx.secrets.read(SecretKind::NewPassword)?;
+    let token = access_token(ctx).await?;
+
+    let request = PasswordChange {
+        current_password: &current,
+        new_password: &new,
+    };
+    let body = json_body(&request)?;
+    let reply = ctx
+        .api
+        .call(Method::PUT, "/v1/me/password", Some(&token), &body)
+        .await?;
+    store_session(ctx, &TokenResponse::parse(&reply.body)?)?;
+    say(
+        out,
+        format_args!("password changed; every other device is logged out"),
+    )
+}
+
+#[derive(Serialize)]
+struct RecoveryRequest<'a> {
+    username: &'a str,
+    recovery_key: &'a str,
+    new_password: &'a str,
+}
+
+async fn recover(
+    ctx: &mut Context<'_>,
+    username: &str,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let recovery_key = ctx.secrets.read(SecretKind::RecoveryKey)?;
+    let new_password = ctx.secrets.read(SecretKind::NewPassword)?;
+
+    let request = RecoveryRequest {
+        username,
+        recovery_key: recovery_key.trim(),
+        new_password: &new_password,
+    };
+    let reply = ctx
+        .api
+        .call(Method::POST, "/v1/recovery", None, &json_body(&request)?)
+        .await?;
+    let tokens = TokenResponse::parse(&reply.body)?;
+    store_session(ctx, &tokens)?;
+
+    say(
+        out,
+        format_args!(
+            "password reset; logged in as {username}; the old recovery key no longer works"
+        ),
+    )?;
+    show_recovery_key(out, tokens.recovery_key.as_deref().map(String::as_str))
+}
+
+/// The stored token for this server, refreshed first when less than a minute is left.
+async fn access_token(ctx: &mut Context<'_>) -> Result<Zeroizing<String>, ClientError> {
+    let server = ctx.api.server().as_str().to_string();
+    let session = ctx.config.load_session()?.filter(|s| s.server == server);
+    let Some(session) = session else {
+        return Err(ClientError::NotLoggedIn { server });
+    };
+
+    match session.freshness((ctx.clock)()) {
+        Freshness::Fresh => Ok(session.access_token),
+        Freshness::Expired => Err(ClientError::SessionExpired),
+        Freshness::RefreshDue => refresh(ctx, &session).await,
+    }
+}
+
+async fn refresh(
+    ctx: &mut Context<'_>,
+    session: &Session,
+) -> Result<Zeroizing<String>, ClientError> {
+    let old = Some(session.access_token.as_str());
+    let reply = match ctx
+        .api
+        .call(Method::POST, "/v1/sessions/refresh", old, &Body::Empty)
+        .await
+    {
+        Err(ClientError::Server { status: 401, .. }) => return Err(ClientError::SessionExpired),
+        other => other?,
+    };
+    let tokens = TokenResponse::parse(&reply.body)?;
+    let renewed = store_session(ctx, &tokens)?;
+    Ok(renewed.access_token)
+}
+
+/// Stores the session a token answer starts (or continues) and returns it.
+fn store_session(ctx: &Context<'_>, tokens: &TokenResponse) -> Result<Session, ClientError> {
+    let now = (ctx.clock)();
+    let session = Session {
+        server: ctx.api.server().as_str().to_string(),
+        access_token: tokens.access_token.clone(),
+        expires_at: now.saturating_add(tokens.expires_in),
+        session_expires_at: now.saturating_add(tokens.session_expires_in),
+    };
+    ctx.config.save_session(&session)?;
+    Ok(session)
+}
+
+/// The profile to send at sign-up: the `--profile` object, with `--email` set as "email".
+pub(crate) fn build_profile(
+    email: Option<String>,
+    profile: Option<&str>,
+) -> Result<Option<Map<String, Value>>, ClientError> {
+    let mut object = match profile {
+        None => None,
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(object)) => Some(object),
+            _ => return Err(ClientError::Usage("--profile must be a JSON object".into())),
+        },
+    };
+    if let Some(email) = email {
+        object
+            .get_or_insert_with(Map::new)
+            .insert("email".into(), Value::String(email));
+    }
+    Ok(object)
+}
+
+fn json_body<T: Serialize>(value: &T) -> Result<Body, ClientError> {
+    // Sized up front so a buffer holding a password is not reallocated (and so copied) while
+    // it is written.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(4096));
+    serde_json::to_writer(&mut *bytes, value)
+        .map_err(|_| ClientError::Usage("the request cannot be encoded".into()))?;
+    Ok(Body::Json(bytes))
+}
+
+/// The value to store: the file's bytes, or standard input's when the file is absent or `-`.
+fn read_value(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    let mut value = Zeroizing::new(Vec::new());
+    match file {
+        None => read_all(io::stdin().lock(), &mut value, Path::new("<stdin>"))?,
+        Some(path) if path == Path::new("-") => {
+            read_all(io::stdin().lock(), &mut value, Path::new("<stdin>"))?
+        }
+        Some(path) => {
+            let file = fs::File::open(path).map_err(ClientError::file(path))?;
+            read_all(file, &mut value, path)?
+        }
+    }
+    Ok(value)
+}
+
+fn read_all(mut from: impl Read, into: &mut Vec<u8>, path: &Path) -> Result<(), ClientError> {
+    from.read_to_end(into)
+        .map(drop)
+        .map_err(ClientError::file(path))
+}
+
+/// Writes an item's value to `path` atomically with mode 0600: it may be a secret.
+fn write_value(path: &Path, value: &[u8]) -> Result<(), ClientError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| ClientError::Usage(format!("{} is not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    write_atomic(&dir, name, value).map_err(ClientError::file(path))
+}
+
+fn show_recovery_key(out: &mut dyn Write, key: Option<&str>) -> Result<(), ClientError> {
+    let Some(key) = key else {
+        return Err(ClientError::Protocol(
+            "the server sent no recovery key".into(),
+        ));
+    };
+    say(
+        out,
+        format_args!(
+            "\nRecovery key:\n\n    {key}\n\nWrite it down and keep it somewhere safe, offline. It is shown only this \
+             once,\nand without it a forgotten password means the account's data is lost for good."
+        ),
+    )
+}
+
+/// A table of items: name, size in bytes, last update.
+fn item_table(items: &[ItemEntry]) -> String {
+    if items.is_empty() {
+        return "no items".into();
+    }
+    let width = items
+        .iter()
+        .map(|i| i.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut table = format!("{:<width$}  {:>10}  UPDATED", "NAME", "SIZE");
+    for item in items {
+        let updated = match &item.updated_at {
+            Value::Number(n) => n
+                .as_u64()
+                .map(format_unix_time)
+                .unwrap_or_else(|| n.to_string()),
+            Value::String(s) => s.clone(),
+            _ => "-".into(),
+        };
+        table.push_str(&format!(
+            "\n{:<width$}  {:>10}  {updated}",
+            item.name, item.size
+        ));
+    }
+    table
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn format_unix_time(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+fn say(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<(), ClientError> {
+    writeln!(out, "{line}").map_err(ClientError::file("<stdout>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_email_goes_into_the_profile_object() {
+        let profile = build_profile(Some("a@b.example".into()), Some(r#"{"name":"A"}"#)).unwrap();
+        let profile = Value::Object(profile.unwrap());
+        assert_eq!(
+            profile,
+            serde_json::json!({"name": "A", "email": "a@b.example"})
+        );
+        assert_eq!(build_profile(None, None).unwrap(), None);
+        let only_email = build_profile(Some("e@x".into()), None).unwrap().unwrap();
+        assert_eq!(
+            Value::Object(only_email),
+            serde_json::json!({"email": "e@x"})
+        );
+    }
+
+    #[test]
+    fn a_profile_that_is_not_a_json_object_is_refused() {
+        for bad in ["[1]", "\"x\"", "{", "null"] {
+            assert!(
+                matches!(build_profile(None, Some(bad)), Err(ClientError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unix_times_print_as_utc_dates() {
+        assert_eq!(format_unix_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_unix_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_unix_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    }
+
+    #[test]
+    fn the_item_table_lines_up_names_sizes_and_times() {
+        let items = vec![
+            ItemEntry {
+                name: "a".into(),
+                size: 3,
+                updated_at: Value::from(0u64),
+            },
+            ItemEntry {
+                name: "longer-name".into(),
+                size: 12_345,
+                updated_at: Value::from("yesterday"),
+            },
+        ];
+        let table = item_table(&items);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "NAME               SIZE  UPDATED");
+        assert_eq!(lines[1], "a                     3  1970-01-01 00:00:00 UTC");
+        assert_eq!(lines[2], "longer-name       12345  yesterday");
+        assert_eq!(item_table(&[]), "no items");
+    }
+
+    #[test]
+    fn an_item_value_is_written_to_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("out.bin");
+        write_value(&path, b"\x00value").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"\x00value");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
