@@ -145,13 +145,19 @@ impl DeviceKey {
         let header =
             json!({ "typ": PROOF_TYPE, "alg": self.algorithm(), "jwk": self.public_jwk() });
 
-        let mut claims = json!({ "jti": fresh_jti(iat), "htm": method, "htu": url, "iat": iat });
+        let mut claims = serde_json::Map::new();
+        claims.insert("jti".into(), Value::String(fresh_jti(iat)));
+        claims.insert("htm".into(), Value::String(method.to_owned()));
+        claims.insert("htu".into(), Value::String(url.to_owned()));
+        claims.insert("iat".into(), Value::from(iat));
         if let Some(token) = access_token {
-            claims["ath"] = Value::String(BASE64URL.encode(Sha256::digest(token.as_bytes())));
+            let ath = BASE64URL.encode(Sha256::digest(token.as_bytes()));
+            claims.insert("ath".into(), Value::String(ath));
         }
         if let Some(nonce) = nonce {
-            claims["nonce"] = Value::String(nonce.to_owned());
+            claims.insert("nonce".into(), Value::String(nonce.to_owned()));
         }
+        let claims = Value::Object(claims);
         self.sign_jws(&header, &claims)
     }
 
@@ -223,6 +229,7 @@ fn fresh_jti(iat: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

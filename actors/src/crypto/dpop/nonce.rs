@@ -65,6 +65,7 @@ impl std::fmt::Debug for NonceKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -78,6 +78,7 @@ impl std::fmt::Debug for Thumbprint {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
