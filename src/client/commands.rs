@@ -71,7 +71,7 @@ async fn signup(
     out: &mut dyn Write,
 ) -> Result<(), ClientError> {
     let profile = build_profile(email, profile)?;
-    let password = ctx.secrets.read(SecretKind::NewPassword)?;
+    let password = ctx.secrets.read(SecretKind::ChosenPassword)?;
 
     let request = SignupRequest {
         username,
@@ -492,7 +492,205 @@ fn say(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<(), ClientE
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{RecordingSigner, Seen, answer, fake_server, ok, problem};
     use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+    const CLOCK: &dyn Fn() -> u64 = &|| NOW;
+
+    fn token_answer(token: &str, recovery_key: Option<&str>) -> String {
+        let extra = recovery_key
+            .map(|k| format!(r#","recovery_key":"{k}""#))
+            .unwrap_or_default();
+        ok(
+            &format!(
+                r#"{{"access_token":"{token}","token_type":"DPoP","expires_in":900,"session_expires_in":43000{extra}}}"#
+            ),
+            None,
+        )
+    }
+
+    /// Runs one command against a scripted server with `env` as the environment; returns what
+    /// it printed, what the server saw and the config directory.
+    async fn run_against(
+        responses: Vec<String>,
+        stored: Option<(&str, u64, u64)>,
+        env: &'static [(&'static str, &'static str)],
+        command: ClientCommand,
+    ) -> (Result<String, ClientError>, Vec<Seen>, tempfile::TempDir) {
+        let (server, seen) = fake_server(responses).await;
+        let root = tempfile::tempdir().unwrap();
+        let config = ConfigDir::open(root.path().to_path_buf()).unwrap();
+        if let Some((token, expires_at, session_expires_at)) = stored {
+            let session = Session {
+                server: server.as_str().to_string(),
+                access_token: Zeroizing::new(token.to_string()),
+                expires_at,
+                session_expires_at,
+            };
+            config.save_session(&session).unwrap();
+        }
+
+        let signer = RecordingSigner::default();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let mut ctx = Context {
+            api: Api::new(server, &signer, CLOCK).unwrap(),
+            config,
+            secrets: SecretSource::new(Box::new(lookup), None, None),
+            clock: CLOCK,
+        };
+        let mut out = Vec::new();
+        let result = execute(&mut ctx, command, &mut out).await;
+        let printed = result.map(|()| String::from_utf8(out).unwrap());
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        (printed, seen, root)
+    }
+
+    fn stored_session(root: &tempfile::TempDir) -> Option<Session> {
+        ConfigDir::open(root.path().to_path_buf())
+            .unwrap()
+            .load_session()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_token_with_less_than_a_minute_left_is_refreshed_before_the_request() {
+        let responses = vec![
+            token_answer("v1.new", None),
+            ok(r#"{"username":"alice","profile":{"city":"Lyon"}}"#, None),
+        ];
+        let stored = Some(("v1.old", NOW + 59, NOW + 1_000));
+        let (printed, seen, root) =
+            run_against(responses, stored, &[], ClientCommand::Whoami).await;
+
+        assert!(printed.unwrap().starts_with("username: alice\nprofile: {"));
+        assert_eq!(seen[0].line, "POST /v1/sessions/refresh HTTP/1.1");
+        assert_eq!(seen[0].header("authorization"), Some("DPoP v1.old"));
+        assert_eq!(seen[1].line, "GET /v1/me HTTP/1.1");
+        assert_eq!(seen[1].header("authorization"), Some("DPoP v1.new"));
+
+        let session = stored_session(&root).unwrap();
+        assert_eq!(session.access_token.as_str(), "v1.new");
+        assert_eq!(session.expires_at, NOW + 900);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_is_used_without_a_refresh() {
+        let responses = vec![ok(r#"{"items":[]}"#, None)];
+        let stored = Some(("v1.tok", NOW + 600, NOW + 1_000));
+        let command = ClientCommand::Items(ItemsCommand::Ls);
+        let (printed, seen, _root) = run_against(responses, stored, &[], command).await;
+        assert_eq!(printed.unwrap(), "no items\n");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].line, "GET /v1/me/items HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn a_session_past_its_expiry_says_log_in_again_without_asking_the_server() {
+        let stored = Some(("v1.tok", NOW - 10, NOW));
+        let (printed, seen, _root) = run_against(vec![], stored, &[], ClientCommand::Whoami).await;
+        let refused = printed.unwrap_err();
+        assert_eq!(refused.to_string(), "session expired, log in again");
+        assert!(seen.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refresh_the_server_refuses_says_log_in_again() {
+        let responses = vec![problem("401 Unauthorized", "token_expired", None)];
+        let stored = Some(("v1.old", NOW - 1, NOW + 1_000));
+        let (printed, _, _root) = run_against(responses, stored, &[], ClientCommand::Whoami).await;
+        assert!(matches!(printed, Err(ClientError::SessionExpired)));
+    }
+
+    #[tokio::test]
+    async fn without_a_session_the_user_is_told_to_log_in() {
+        let (printed, seen, _root) = run_against(vec![], None, &[], ClientCommand::Whoami).await;
+        assert!(matches!(printed, Err(ClientError::NotLoggedIn { .. })));
+        assert!(seen.is_empty());
+    }
+
+    #[tokio::test]
+    async fn signup_sends_the_profile_stores_the_session_and_prints_the_recovery_key_once() {
+        let responses = vec![token_answer("v1.first", Some("ABCD-EFGH-JKMN"))];
+        let env = &[("BLINDFOLD_PASSWORD", "correct horse")];
+        let command = ClientCommand::Signup {
+            username: "alice".into(),
+            email: Some("alice@example.org".into()),
+            profile: None,
+        };
+        let (printed, seen, root) = run_against(responses, None, env, command).await;
+
+        let printed = printed.unwrap();
+        assert_eq!(printed.matches("ABCD-EFGH-JKMN").count(), 1);
+        assert!(!printed.contains("correct horse") && !printed.contains("v1.first"));
+
+        let sent: Value = serde_json::from_slice(&seen[0].body).unwrap();
+        let expected = serde_json::json!({
+            "username": "alice",
+            "password": "correct horse",
+            "profile": {"email": "alice@example.org"},
+        });
+        assert_eq!(sent, expected);
+        assert_eq!(seen[0].line, "POST /v1/accounts HTTP/1.1");
+        assert!(seen[0].header("dpop").is_some());
+        assert!(seen[0].header("authorization").is_none());
+        assert_eq!(
+            stored_session(&root).unwrap().access_token.as_str(),
+            "v1.first"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_password_change_stores_the_new_token_in_place_of_the_dead_one() {
+        let responses = vec![token_answer("v1.after", None)];
+        let stored = Some(("v1.before", NOW + 600, NOW + 1_000));
+        let env = &[
+            ("BLINDFOLD_PASSWORD", "old pw"),
+            ("BLINDFOLD_NEW_PASSWORD", "new pw"),
+        ];
+        let (printed, seen, root) =
+            run_against(responses, stored, env, ClientCommand::Password).await;
+
+        printed.unwrap();
+        let sent: Value = serde_json::from_slice(&seen[0].body).unwrap();
+        let expected = serde_json::json!({"current_password": "old pw", "new_password": "new pw"});
+        assert_eq!(sent, expected);
+        assert_eq!(seen[0].header("authorization"), Some("DPoP v1.before"));
+        assert_eq!(
+            stored_session(&root).unwrap().access_token.as_str(),
+            "v1.after"
+        );
+    }
+
+    #[tokio::test]
+    async fn logging_out_everywhere_forgets_the_local_session() {
+        let responses = vec![answer("204 No Content", "", "text/plain", "")];
+        let stored = Some(("v1.tok", NOW + 600, NOW + 1_000));
+        let (printed, seen, root) =
+            run_against(responses, stored, &[], ClientCommand::LogoutAll).await;
+        printed.unwrap();
+        assert_eq!(seen[0].line, "DELETE /v1/sessions HTTP/1.1");
+        assert!(stored_session(&root).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_item_read_prints_nothing_and_carries_the_servers_code() {
+        let responses = vec![problem("404 Not Found", "item_not_found", None)];
+        let stored = Some(("v1.tok", NOW + 600, NOW + 1_000));
+        let command = ClientCommand::Items(ItemsCommand::Get {
+            name: "x y".into(),
+            output: None,
+        });
+        let (printed, seen, _root) = run_against(responses, stored, &[], command).await;
+        let refused = printed.unwrap_err();
+        assert!(refused.to_string().contains("item_not_found"));
+        assert_eq!(refused.exit_class().code(), 1);
+        assert_eq!(seen[0].line, "GET /v1/me/items/x%20y HTTP/1.1");
+    }
 
     #[test]
     fn the_email_goes_into_the_profile_object() {

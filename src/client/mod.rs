@@ -21,6 +21,8 @@ mod device;
 mod error;
 mod http;
 mod secrets;
+#[cfg(test)]
+mod testing;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -16,8 +16,10 @@ use super::error::ClientError;
 /// One kind of secret a command asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SecretKind {
-    /// The account's password as it is now (or the one chosen at sign-up).
+    /// The account's password as it is now.
     Password,
+    /// The password chosen at sign-up: from `BLINDFOLD_PASSWORD`, typed twice on a terminal.
+    ChosenPassword,
     /// A password being chosen, typed twice on a terminal.
     NewPassword,
     /// The recovery key shown at sign-up.
@@ -27,7 +29,7 @@ pub(crate) enum SecretKind {
 impl SecretKind {
     fn variable(self) -> &'static str {
         match self {
-            SecretKind::Password => "BLINDFOLD_PASSWORD",
+            SecretKind::Password | SecretKind::ChosenPassword => "BLINDFOLD_PASSWORD",
             SecretKind::NewPassword => "BLINDFOLD_NEW_PASSWORD",
             SecretKind::RecoveryKey => "BLINDFOLD_RECOVERY_KEY",
         }
@@ -35,10 +37,15 @@ impl SecretKind {
 
     fn what(self) -> &'static str {
         match self {
-            SecretKind::Password => "password",
+            SecretKind::Password | SecretKind::ChosenPassword => "password",
             SecretKind::NewPassword => "new password",
             SecretKind::RecoveryKey => "recovery key",
         }
+    }
+
+    /// Whether a terminal user types it twice, to catch a typo in a password being chosen.
+    fn confirmed(self) -> bool {
+        matches!(self, SecretKind::ChosenPassword | SecretKind::NewPassword)
     }
 }
 
@@ -129,16 +136,17 @@ fn read_line(stdin: &mut dyn BufRead, kind: SecretKind) -> Result<Zeroizing<Stri
     Ok(line)
 }
 
-/// Prompts on the terminal; a new password is asked twice and must match.
+/// Prompts on the terminal; a password being chosen is asked twice and must match.
 fn ask(prompt: &Prompter, kind: SecretKind) -> Result<Zeroizing<String>, ClientError> {
     let unreadable = |_| ClientError::Usage(format!("cannot read the {}", kind.what()));
     let first =
         Zeroizing::new(prompt(&format!("{}: ", capitalised(kind.what()))).map_err(unreadable)?);
-    if kind != SecretKind::NewPassword {
+    if !kind.confirmed() {
         return Ok(first);
     }
 
-    let again = Zeroizing::new(prompt("Repeat the new password: ").map_err(unreadable)?);
+    let repeat = format!("Repeat the {}: ", kind.what());
+    let again = Zeroizing::new(prompt(&repeat).map_err(unreadable)?);
     if !bool::from(first.as_bytes().ct_eq(again.as_bytes())) {
         return Err(ClientError::Usage("the two passwords differ".into()));
     }
@@ -267,6 +275,27 @@ mod tests {
             source.read(SecretKind::NewPassword),
             Err(ClientError::Usage(_))
         ));
+    }
+
+    #[test]
+    fn the_password_chosen_at_signup_comes_from_blindfold_password_or_is_typed_twice() {
+        let env = env_of(&[("BLINDFOLD_PASSWORD", "chosen")]);
+        let mut source = SecretSource::new(env, None, None);
+        assert_eq!(
+            source.read(SecretKind::ChosenPassword).unwrap().as_str(),
+            "chosen"
+        );
+
+        let (terminal, prompts) = terminal_answering(&["pw", "pw"]);
+        let mut source = SecretSource::new(env_of(&[]), None, Some(terminal));
+        assert_eq!(
+            source.read(SecretKind::ChosenPassword).unwrap().as_str(),
+            "pw"
+        );
+        assert_eq!(
+            *prompts.lock().unwrap(),
+            vec!["Password: ", "Repeat the password: "]
+        );
     }
 
     #[test]
