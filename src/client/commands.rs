@@ -420,8 +420,9 @@ fn show_recovery_key(out: &mut dyn Write, key: Option<&str>) -> Result<(), Clien
     say(
         out,
         format_args!(
-            "\nRecovery key:\n\n    {key}\n\nWrite it down and keep it somewhere safe, offline. It is shown only this \
-             once,\nand without it a forgotten password means the account's data is lost for good."
+            "\nRecovery key:\n\n    {key}\n\n\
+             Write it down and keep it somewhere safe, offline. It is shown only this once,\n\
+             and without it a forgotten password means the account's data is lost for good."
         ),
     )
 }
@@ -499,15 +500,16 @@ mod tests {
     const CLOCK: &dyn Fn() -> u64 = &|| NOW;
 
     fn token_answer(token: &str, recovery_key: Option<&str>) -> String {
-        let extra = recovery_key
-            .map(|k| format!(r#","recovery_key":"{k}""#))
-            .unwrap_or_default();
-        ok(
-            &format!(
-                r#"{{"access_token":"{token}","token_type":"DPoP","expires_in":900,"session_expires_in":43000{extra}}}"#
-            ),
-            None,
-        )
+        let mut answer = serde_json::json!({
+            "access_token": token,
+            "token_type": "DPoP",
+            "expires_in": 900,
+            "session_expires_in": 43_000,
+        });
+        if let Some(key) = recovery_key {
+            answer["recovery_key"] = Value::from(key);
+        }
+        ok(&answer.to_string(), None)
     }
 
     /// Runs one command against a scripted server with `env` as the environment; returns what

@@ -62,7 +62,10 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// A private file is open to other users of this machine.
-    #[error("{} is open to other users (mode {mode:03o}); run `chmod {want:o}` on it", path.display())]
+    #[error(
+        "{} is open to other users (mode {mode:03o}); run `chmod {want:o}` on it",
+        path.display()
+    )]
     Permissions {
         /// The file or directory concerned.
         path: PathBuf,
@@ -72,7 +75,10 @@ pub enum ClientError {
         want: u32,
     },
     /// The stored device key cannot be read back as a key.
-    #[error("{} is not a valid device key; remove it to make a new one (and log in again)", path.display())]
+    #[error(
+        "{} is not a valid device key; remove it to make a new one (and log in again)",
+        path.display()
+    )]
     DeviceKey {
         /// The device key file.
         path: PathBuf,

@@ -377,7 +377,8 @@ mod tests {
             .call(Method::GET, "/v1/me", Some("tok"), &Body::Empty)
             .await;
         assert!(
-            matches!(refused, Err(ClientError::Server { status: 401, ref code, .. }) if code == "use_dpop_nonce")
+            matches!(refused, Err(ClientError::Server { status: 401, ref code, .. })
+                if code == "use_dpop_nonce")
         );
         assert_eq!(seen.lock().unwrap().len(), 2);
     }
@@ -521,14 +522,16 @@ mod tests {
 
     #[test]
     fn a_token_answer_must_be_a_dpop_token() {
-        let good = br#"{"access_token":"v1.x","token_type":"DPoP","expires_in":900,"session_expires_in":43200,"recovery_key":"AB-CD"}"#;
+        let good = br#"{"access_token":"v1.x","token_type":"DPoP","expires_in":900,
+            "session_expires_in":43200,"recovery_key":"AB-CD"}"#;
         let parsed = TokenResponse::parse(good).unwrap();
         assert_eq!(parsed.access_token.as_str(), "v1.x");
         assert_eq!(
             parsed.recovery_key.as_deref().map(String::as_str),
             Some("AB-CD")
         );
-        let bearer = br#"{"access_token":"v1.x","token_type":"Bearer","expires_in":1,"session_expires_in":1}"#;
+        let bearer = br#"{"access_token":"v1.x","token_type":"Bearer","expires_in":1,
+            "session_expires_in":1}"#;
         assert!(matches!(
             TokenResponse::parse(bearer),
             Err(ClientError::Protocol(_))
