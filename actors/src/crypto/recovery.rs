@@ -10,6 +10,7 @@
 //! This module must never print a recovery key except through [`RecoveryKey::display`], and its
 //! parse errors never echo the input.
 
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::keys::hkdf_sha256;
@@ -47,8 +48,9 @@ pub enum RecoveryKeyError {
     Random,
 }
 
-/// A recovery key: 160 random bits. Wiped on drop; Debug prints only the type name.
-#[derive(Clone, PartialEq, Eq)]
+/// A recovery key: 160 random bits. Wiped on drop; Debug prints only the type name; compared in
+/// constant time.
+#[derive(Clone)]
 pub struct RecoveryKey(Zeroizing<[u8; RECOVERY_KEY_LEN]>);
 
 impl RecoveryKey {
@@ -57,6 +59,12 @@ impl RecoveryKey {
         let mut bytes = Zeroizing::new([0u8; RECOVERY_KEY_LEN]);
         getrandom::fill(bytes.as_mut_slice()).map_err(|_| RecoveryKeyError::Random)?;
         Ok(RecoveryKey(bytes))
+    }
+
+    /// Wraps 160 bits of key material (for tests and tools; new keys come from
+    /// [`RecoveryKey::generate`]).
+    pub fn from_bytes(bytes: [u8; RECOVERY_KEY_LEN]) -> RecoveryKey {
+        RecoveryKey(Zeroizing::new(bytes))
     }
 
     /// The form shown to the user: 32 upper-case Crockford base32 symbols in groups of four
@@ -106,6 +114,14 @@ impl RecoveryKey {
         WrappingKey::from_bytes(*key)
     }
 }
+
+impl PartialEq for RecoveryKey {
+    fn eq(&self, other: &RecoveryKey) -> bool {
+        self.0.as_slice().ct_eq(other.0.as_slice()).into()
+    }
+}
+
+impl Eq for RecoveryKey {}
 
 impl std::fmt::Debug for RecoveryKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
