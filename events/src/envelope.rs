@@ -245,6 +245,19 @@ pub(crate) fn open_event(
     Ok((position, recorded))
 }
 
+/// Seals `recorded` into an envelope under `key` and opens it again: the work one event costs on
+/// its way into and out of the log. Exists for benchmarks; nothing else may call it.
+#[doc(hidden)]
+pub fn seal_and_open_for_benches(
+    key: &[u8; 32],
+    handle: &Handle,
+    recorded: &RecordedEvent,
+) -> Result<RecordedEvent, StoreError> {
+    let key = StreamKey(Zeroizing::new(*key));
+    let envelope = seal_event(&key, handle, 1, recorded)?;
+    open_event(&key, handle, recorded.version, &envelope).map(|(_, event)| event)
+}
+
 /// Seals and opens projection values deterministically: the same value at the same place always
 /// seals to the same bytes, so a rebuilt projection equals the live one byte for byte.
 ///

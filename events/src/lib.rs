@@ -10,6 +10,10 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
 
 pub mod aead;
 mod envelope;
@@ -18,6 +22,8 @@ pub mod projection;
 pub mod schema;
 pub mod store;
 
+#[doc(hidden)]
+pub use envelope::seal_and_open_for_benches;
 pub use fjall_store::FjallStore;
 pub use projection::{AccountRecord, ItemEntry};
 pub use schema::{Event, KdfParams, PasswordWrap, RecordedEvent};
