@@ -34,6 +34,49 @@ fn verification(c: &mut Criterion) {
     }
 }
 
+/// The bare signature checks on the same proofs, to show what parsing and claim checks add.
+fn primitives_alone(c: &mut Criterion) {
+    use base64::Engine as _;
+    let base64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let Ok(key) = DeviceKey::generate_p256() else {
+        return;
+    };
+    let proof = key.proof("GET", URL, Some(TOKEN), None, NOW);
+    let Some((signing_input, signature)) = proof.rsplit_once('.') else {
+        return;
+    };
+    let Ok(signature) = base64url.decode(signature) else {
+        return;
+    };
+    let jwk = key.public_jwk();
+    let coordinate = |name: &str| base64url.decode(jwk[name].as_str().unwrap_or_default());
+    let (Ok(x), Ok(y)) = (coordinate("x"), coordinate("y")) else {
+        return;
+    };
+    let point = [&[4u8][..], &x, &y].concat();
+    c.bench_function("dpop/reference/ring_es256_verify", |b| {
+        b.iter(|| {
+            let key = ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                black_box(&point),
+            );
+            key.verify(black_box(signing_input.as_bytes()), black_box(&signature))
+        })
+    });
+
+    let signing_key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let public = signing_key.verifying_key().to_bytes();
+    let message = signing_input.as_bytes();
+    let signature = ed25519_dalek::Signer::sign(&signing_key, message);
+    c.bench_function("dpop/reference/dalek_eddsa_verify_strict", |b| {
+        b.iter(|| {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(black_box(&public));
+            key.map(|key| key.verify_strict(black_box(message), black_box(&signature)))
+        })
+    });
+}
+
 fn replay_cache(c: &mut Criterion) {
     let cache = ReplayCache::new(1 << 20, 60);
     let mut counter = 0u64;
@@ -49,5 +92,5 @@ fn replay_cache(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, replay_cache);
+criterion_group!(benches, verification, primitives_alone, replay_cache);
 criterion_main!(benches);

@@ -26,7 +26,8 @@ impl Thumbprint {
         Thumbprint(Sha256::digest(canonical.as_bytes()).into())
     }
 
-    /// The thumbprint of an Ed25519 public key: SHA-256 over `{"crv":"Ed25519","kty":"OKP","x":…}`
+    /// The thumbprint of an Ed25519 public key: SHA-256 over
+    /// `{"crv":"Ed25519","kty":"OKP","x":…}`
     /// (RFC 8037 §2, RFC 7638 §3.2).
     pub fn of_ed25519(x: &[u8; 32]) -> Thumbprint {
         let canonical = format!(

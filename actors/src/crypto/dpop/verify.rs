@@ -4,8 +4,9 @@
 //! Steps, cheapest first and never trusting a claim before its signature is checked:
 //!
 //! ```text
-//! size ≤ 4 KiB ─► 3 base64url parts ─► header: typ, alg, no foreign key carrier, jwk public
-//!   ─► signature (ring ES256 / dalek EdDSA verify_strict) ─► claims: htm, htu, iat, jti, ath, nonce
+//! size ≤ 4 KiB ─► 3 base64url parts ─► header: typ, alg, no key by reference, jwk public
+//!   ─► signature (ring ES256 / dalek EdDSA verify_strict)
+//!   ─► claims: htm, htu, iat, jti, ath, nonce
 //! ```
 //!
 //! Decisions: `htu` is compared with the request URL after dropping the query and the fragment
