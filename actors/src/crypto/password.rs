@@ -58,6 +58,16 @@ impl Password {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// The password's length in bytes, for length limits.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the password is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl From<String> for Password {
