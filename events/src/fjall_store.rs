@@ -544,6 +544,9 @@ impl EventStore for FjallStore {
     /// Replays the feed in order, reading only ciphertext and the storage key. A stream with an
     /// envelope that does not open (or a gap, or an event that cannot follow) is skipped whole,
     /// counted in `corrupt_streams` and logged without its handle.
+    ///
+    /// Appends and deletions wait for it; readers do not, and meanwhile may find an account
+    /// missing, so run it with the server stopped.
     fn rebuild(&self) -> Result<RebuildReport, StoreError> {
         let _writer = self.lock_writer()?;
         self.accounts.clear().map_err(backend)?;
