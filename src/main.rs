@@ -1,1 +1,60 @@
-fn main() {}
+//! The `blindfold` command: the server, the operator commands and the client.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use blindfold::client::{self, ClientArgs, ClientCommand};
+use blindfold::operator::{self, ServeArgs, StoreArgs};
+use clap::{Parser, Subcommand};
+
+/// blindfold: a login and user-data server that its own operator cannot read.
+#[derive(Parser)]
+#[command(name = "blindfold", version, about)]
+struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded store in --data, keys in --keyring).
+    Serve(ServeArgs),
+    /// Drop the projections and rebuild them from the encrypted log.
+    Rebuild(StoreArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            operator::serve(args).await.map_err(|e| e.to_string())
+        }
+        Command::Rebuild(args) => {
+            init_logging();
+            operator::rebuild(args).map_err(|e| e.to_string())
+        }
+        Command::Client(command) => client::run(cli.client, command).await.map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,11 @@
+//! blindfold: a login and user-data server that its own operator cannot read.
+//!
+//! This crate is the server's HTTP front end ([`server`]), the operator commands
+//! ([`operator`]) and the command-line client ([`client`]). The cryptography and the actors live
+//! in `blindfold-actors`, the event log in `blindfold-events`.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod operator;
+pub mod server;

@@ -1,0 +1,210 @@
+//! What the operator runs: the server itself, a rebuild of the projections, and the keyring
+//! that both need.
+//!
+//! The keyring (the one master secret) lives apart from the data directory, so a copy of the
+//! data directory alone yields no key. The operator commands never print a key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use blindfold_actors::crypto::keys::{MasterSecret, ServerKeys};
+use blindfold_events::{EventStore, FjallStore, KdfParams};
+
+use crate::server::rate_limit::Limit;
+use crate::server::{ServerConfig, SystemClock};
+
+/// Where the keys and the data are.
+#[derive(Clone, Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The data directory (created on first start).
+    #[arg(long = "data", env = "BLINDFOLD_DATA", default_value = "blindfold-data", value_name = "DIR")]
+    pub data: PathBuf,
+
+    /// The keyring file holding the master secret (created with mode 0600 on first start).
+    /// Ignored when BLINDFOLD_MASTER_KEY is set. Must not be inside the data directory.
+    #[arg(long, env = "BLINDFOLD_KEYRING", default_value = "blindfold.keyring", value_name = "FILE")]
+    pub keyring: PathBuf,
+
+    /// Key id of the token key that seals new tokens; tokens sealed with the previous id still
+    /// open until they expire. Raise it by one to rotate.
+    #[arg(long, env = "BLINDFOLD_TOKEN_KEY_ID", default_value_t = 1)]
+    pub token_key_id: u8,
+}
+
+/// `blindfold serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Address to listen on.
+    #[arg(long, env = "BLINDFOLD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Public base URL clients use (DPoP proofs are checked against it) [default: http://LISTEN].
+    #[arg(long, env = "BLINDFOLD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "BLINDFOLD_TOKEN_TTL", default_value_t = 900)]
+    pub token_ttl: u64,
+
+    /// Absolute session lifetime in seconds.
+    #[arg(long, env = "BLINDFOLD_SESSION_TTL", default_value_t = 43_200)]
+    pub session_ttl: u64,
+
+    /// Seconds a DPoP proof's iat may differ from now.
+    #[arg(long, env = "BLINDFOLD_DPOP_WINDOW", default_value_t = 60)]
+    pub dpop_window: u64,
+
+    /// Require server-issued DPoP nonces.
+    #[arg(long, env = "BLINDFOLD_DPOP_NONCES")]
+    pub dpop_nonces: bool,
+
+    /// Key-derivation workers [default: one per core].
+    #[arg(long, env = "BLINDFOLD_KDF_WORKERS")]
+    pub kdf_workers: Option<usize>,
+
+    /// Derivations that may wait before log-ins get 503 [default: 16 per worker].
+    #[arg(long, env = "BLINDFOLD_KDF_QUEUE")]
+    pub kdf_queue: Option<usize>,
+
+    /// Argon2id memory for new passwords, in KiB.
+    #[arg(long, env = "BLINDFOLD_KDF_MEMORY_KIB", default_value_t = 19 * 1024)]
+    pub kdf_memory_kib: u32,
+
+    /// Argon2id passes for new passwords.
+    #[arg(long, env = "BLINDFOLD_KDF_ITERATIONS", default_value_t = 2)]
+    pub kdf_iterations: u32,
+
+    /// Largest item value in bytes.
+    #[arg(long, env = "BLINDFOLD_MAX_ITEM_BYTES", default_value_t = 1024 * 1024)]
+    pub max_item_bytes: usize,
+
+    /// Credential attempts per minute per client address (also the burst).
+    #[arg(long, env = "BLINDFOLD_RATE_PER_ADDRESS", default_value_t = 60)]
+    pub rate_per_address: u32,
+
+    /// Credential attempts per minute per username, existing or not (also the burst).
+    #[arg(long, env = "BLINDFOLD_RATE_PER_USERNAME", default_value_t = 10)]
+    pub rate_per_username: u32,
+}
+
+impl ServeArgs {
+    /// The server configuration these arguments describe.
+    pub fn config(&self) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        ServerConfig {
+            listen: self.listen,
+            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned(),
+            token_ttl: self.token_ttl,
+            session_ttl: self.session_ttl,
+            dpop_window: self.dpop_window,
+            dpop_nonces: self.dpop_nonces,
+            kdf_params: KdfParams { m_cost_kib: self.kdf_memory_kib, t_cost: self.kdf_iterations, p_cost: 1 },
+            kdf_workers: self.kdf_workers.unwrap_or(defaults.kdf_workers),
+            kdf_queue: self.kdf_queue.unwrap_or(defaults.kdf_queue),
+            max_item_bytes: self.max_item_bytes,
+            limit_per_address: Limit { burst: self.rate_per_address, per_minute: self.rate_per_address },
+            limit_per_handle: Limit { burst: self.rate_per_username, per_minute: self.rate_per_username },
+            ..defaults
+        }
+    }
+}
+
+/// Why an operator command failed. Never carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The keyring could not be read, created or trusted.
+    #[error("keyring: {0}")]
+    Keyring(String),
+    /// The data directory could not be opened.
+    #[error("data directory: {0}")]
+    Store(String),
+    /// The server did not start.
+    #[error(transparent)]
+    Start(#[from] crate::server::StartError),
+}
+
+/// The server keys, from `BLINDFOLD_MASTER_KEY` or the keyring file (created on first start).
+pub fn load_keys(args: &StoreArgs) -> Result<ServerKeys, OperatorError> {
+    let master = match std::env::var("BLINDFOLD_MASTER_KEY") {
+        Ok(encoded) => MasterSecret::from_base64(encoded.trim()).map_err(|e| OperatorError::Keyring(e.to_string()))?,
+        Err(_) => {
+            refuse_keyring_inside(&args.keyring, &args.data)?;
+            let (master, created) = MasterSecret::load_or_create(&args.keyring).map_err(|e| OperatorError::Keyring(e.to_string()))?;
+            if created {
+                tracing::info!(path = %args.keyring.display(), "keyring.created");
+            }
+            master
+        }
+    };
+    ServerKeys::derive(&master, args.token_key_id).map_err(|e| OperatorError::Keyring(e.to_string()))
+}
+
+/// Opens the event store in the data directory (created on first start).
+pub fn open_store(args: &StoreArgs, keys: &ServerKeys) -> Result<Arc<FjallStore>, OperatorError> {
+    let store = FjallStore::open(&args.data, keys.storage.clone()).map_err(|e| OperatorError::Store(e.to_string()))?;
+    tracing::info!(path = %args.data.display(), "store.opened");
+    Ok(Arc::new(store))
+}
+
+/// `blindfold serve`: runs until interrupted.
+pub async fn serve(args: ServeArgs) -> Result<(), OperatorError> {
+    let keys = load_keys(&args.store)?;
+    let store = open_store(&args.store, &keys)?;
+    let config = args.config();
+    tracing::info!(public_url = %config.public_url, kdf_workers = config.kdf_workers, "server.starting");
+
+    let server = crate::server::start(config, keys, store, Arc::new(SystemClock)).await?;
+    shutdown_signal().await;
+    tracing::info!("server.stopping");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// `blindfold rebuild`: drops the projections and replays the log.
+pub fn rebuild(args: StoreArgs) -> Result<(), OperatorError> {
+    let keys = load_keys(&args)?;
+    let store = open_store(&args, &keys)?;
+    let started = std::time::Instant::now();
+    let report = store.rebuild().map_err(|e| OperatorError::Store(e.to_string()))?;
+    println!(
+        "rebuilt {} accounts from {} events in {:.2?} ({} corrupt streams skipped)",
+        report.accounts,
+        report.events,
+        started.elapsed(),
+        report.corrupt_streams
+    );
+    Ok(())
+}
+
+/// The keyring must not sit inside the data directory: a copy of that directory must yield no key.
+fn refuse_keyring_inside(keyring: &Path, data: &Path) -> Result<(), OperatorError> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if absolute(keyring).starts_with(absolute(data)) {
+        return Err(OperatorError::Keyring("the keyring must not be inside the data directory".into()));
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,162 @@
+//! Who is asking: DPoP proofs, access tokens, revocation epochs and credential rate limits.
+//!
+//! ```text
+//!   Authorization: DPoP <token>   DPoP: <proof>
+//!        │                            │
+//!        │                 verify proof (typ, alg, jwk, signature, htm, htu, iat, ath, nonce)
+//!        │                 jti never seen in the window
+//!   open token (sealer) ──── proof key thumbprint == token jkt
+//!        │
+//!   account record: exists, epoch == token epoch  ──>  Session
+//! ```
+
+use std::net::IpAddr;
+
+use blindfold_actors::crypto::dpop::{self, ProofContext, ReplayError, VerifiedProof};
+use blindfold_actors::crypto::token::{TokenClaims, TokenError};
+use blindfold_events::{AccountRecord, Handle};
+use subtle::ConstantTimeEq;
+use warp::http::header;
+
+use super::App;
+use super::problem::ApiError;
+use super::router::Request;
+
+/// An authenticated request: a live token, its device proven, its account current.
+pub(crate) struct Session {
+    pub claims: Box<TokenClaims>,
+    pub record: AccountRecord,
+}
+
+impl Session {
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.claims.handle
+    }
+}
+
+impl App {
+    /// Unix seconds, from the injected clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Verifies the request's DPoP proof and spends its `jti`.
+    pub(crate) fn device_proof(&self, req: &Request, access_token: Option<&str>) -> Result<VerifiedProof, ApiError> {
+        let mut values = req.headers.get_all("dpop").iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            tracing::info!(reason = "missing_or_repeated", "dpop.rejected");
+            return Err(ApiError::InvalidDpopProof);
+        };
+        let proof = value.to_str().map_err(|_| ApiError::InvalidDpopProof)?;
+
+        let url = format!("{}{}", self.config.public_url, req.path);
+        let now = self.now();
+        let context = ProofContext {
+            method: req.method.as_str(),
+            url: &url,
+            access_token,
+            now,
+            max_age_secs: self.config.dpop_window,
+            nonce_key: self.config.dpop_nonces.then_some(&self.nonce_key),
+        };
+        let verified = dpop::verify(proof, &context).map_err(|error| {
+            tracing::info!(reason = ?error, "dpop.rejected");
+            match error.code() {
+                "use_dpop_nonce" => ApiError::UseDpopNonce,
+                _ => ApiError::InvalidDpopProof,
+            }
+        })?;
+
+        match self.replay.check_and_remember(verified.jti_digest, verified.iat, now) {
+            Ok(()) => Ok(verified),
+            Err(ReplayError::Replayed) => {
+                tracing::info!(reason = "replayed", "dpop.rejected");
+                Err(ApiError::InvalidDpopProof)
+            }
+            Err(ReplayError::Full) => Err(ApiError::Overloaded(std::time::Duration::from_secs(1))),
+        }
+    }
+
+    /// Authenticates a request that carries `Authorization: DPoP <token>`.
+    pub(crate) async fn authenticate(&self, req: &Request) -> Result<Session, ApiError> {
+        let token = access_token(req)?;
+        let proof = self.device_proof(req, Some(token))?;
+
+        let claims = match self.actors.sealer.open(token.to_owned(), self.now()).await {
+            Ok(Ok(claims)) => claims,
+            Ok(Err(error)) => return Err(token_rejected(error)),
+            Err(_) => return Err(ApiError::Overloaded(std::time::Duration::from_secs(1))),
+        };
+        if !bool::from(claims.jkt.ct_eq(proof.thumbprint.as_bytes())) {
+            tracing::info!(reason = "other_device", "token.rejected");
+            return Err(ApiError::InvalidDpopProof);
+        }
+
+        let record = self.account(&claims.handle)?;
+        match record {
+            Some(record) if record.epoch == claims.epoch => Ok(Session { claims, record }),
+            _ => {
+                tracing::info!(reason = "revoked", "token.rejected");
+                Err(ApiError::TokenRevoked)
+            }
+        }
+    }
+
+    /// The current record of an account.
+    pub(crate) fn account(&self, handle: &Handle) -> Result<Option<AccountRecord>, ApiError> {
+        self.store.account(handle).map_err(|error| {
+            tracing::error!(%error, "store.read_failed");
+            ApiError::Internal
+        })
+    }
+
+    /// Takes one credential attempt from the client address's budget and, if given, the
+    /// handle's. A handle is limited whether or not an account has it.
+    pub(crate) fn limit_credentials(&self, req: &Request, handle: Option<&Handle>) -> Result<(), ApiError> {
+        let now_ms = self.clock.now_ms();
+        if let Some(address) = req.remote.map(|a| client_key(a.ip())) {
+            self.per_address.check(&address, now_ms).map_err(|wait| {
+                tracing::info!(scope = "address", "rate.limited");
+                ApiError::RateLimited(wait)
+            })?;
+        }
+        if let Some(handle) = handle {
+            self.per_handle.check(handle, now_ms).map_err(|wait| {
+                tracing::info!(scope = "handle", "rate.limited");
+                ApiError::RateLimited(wait)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The token of `Authorization: DPoP <token>`.
+fn access_token(req: &Request) -> Result<&str, ApiError> {
+    let value = req.headers.get(header::AUTHORIZATION).ok_or(ApiError::InvalidToken)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
+    if !scheme.eq_ignore_ascii_case("DPoP") || token.is_empty() {
+        return Err(ApiError::InvalidToken);
+    }
+    Ok(token.trim())
+}
+
+fn token_rejected(error: TokenError) -> ApiError {
+    tracing::info!(reason = ?error, "token.rejected");
+    match error {
+        TokenError::Expired => ApiError::TokenExpired,
+        _ => ApiError::InvalidToken,
+    }
+}
+
+/// IPv6 clients are limited per /64, the block one subscriber usually holds.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+    }
+}

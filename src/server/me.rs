@@ -1,0 +1,119 @@
+//! The signed-in user's account: who they are, their profile, their password, their sessions.
+
+use blindfold_actors::crypto::data::Purpose;
+use blindfold_actors::crypto::password::Password;
+use blindfold_actors::crypto::user_key::LoginMethod;
+use blindfold_events::Event;
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::App;
+use super::accounts::{Grant, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, internal};
+use super::auth::Session;
+use super::problem::ApiError;
+use super::router::{Request, json, no_content, parse_json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePassword {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+/// `GET /v1/me` → `{username, profile}`, opened with the user key the token carries.
+pub(crate) async fn get(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let session = app.authenticate(req).await?;
+    let user_key = &session.claims.user_key;
+    let handle = session.handle();
+
+    let username = user_key.open(Purpose::Username, handle, &[], &session.record.sealed_username).map_err(internal)?;
+    let profile = user_key.open(Purpose::Profile, handle, &[], &session.record.sealed_profile).map_err(internal)?;
+    let username = String::from_utf8_lossy(&username);
+    let profile: serde_json::Value = serde_json::from_slice(&profile).map_err(internal)?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "username": username, "profile": profile })))
+}
+
+/// `PUT /v1/me/profile` with a JSON object.
+pub(crate) async fn put_profile(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let session = app.authenticate(req).await?;
+    let profile: serde_json::Map<String, serde_json::Value> = parse_json(req)?;
+    let profile = serde_json::Value::Object(profile).to_string();
+    let sealed_profile = session
+        .claims
+        .user_key
+        .seal(Purpose::Profile, session.handle(), &[], profile.as_bytes())
+        .map_err(internal)?;
+
+    app.append_with_retry(&session, |_| Ok(vec![Event::ProfileReplaced { sealed_profile: sealed_profile.clone() }])).await?;
+    tracing::info!("profile.replaced");
+    Ok(no_content())
+}
+
+/// `PUT /v1/me/password`: re-wraps the user key under the new password (no data is
+/// re-encrypted), ends every other session, and answers with a token for this device.
+pub(crate) async fn change_password(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let session = app.authenticate(req).await?;
+    let body: ChangePassword = parse_json(req)?;
+    let proof_jkt = session.claims.jkt;
+    let handle = *session.handle();
+    if body.new_password.expose_secret().len() < MIN_PASSWORD_BYTES || body.new_password.expose_secret().len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::InvalidRequest("The new password must be 8 to 1024 bytes long."));
+    }
+
+    let current = Password::from(body.current_password.expose_secret());
+    if app.check_password(&handle, Some(&session.record), &current).await?.is_none() {
+        tracing::info!("password_change.failed");
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user_key = &session.claims.user_key;
+    let wrap = app.new_password_wrap(&handle, user_key, Password::from(body.new_password.expose_secret())).await?;
+    let event = Event::PasswordChanged { password: wrap, revoke_sessions: true };
+    app.append(&handle, session.record.version, vec![event]).await?;
+
+    tracing::info!("password.changed");
+    let grant = Grant {
+        handle,
+        user_key: blindfold_actors::crypto::user_key::UserKey::from_bytes(*user_key.expose()),
+        epoch: session.record.epoch + 1,
+        jkt: proof_jkt,
+        methods: LoginMethod::Password.into(),
+        session_expires_at: app.now() + app.config.session_ttl,
+    };
+    Ok(json(StatusCode::OK, &app.issue(grant).await?))
+}
+
+/// `DELETE /v1/sessions`: log out everywhere. Every token issued so far stops working.
+pub(crate) async fn log_out_everywhere(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let session = app.authenticate(req).await?;
+    app.append_with_retry(&session, |_| Ok(vec![Event::SessionsRevoked])).await?;
+    tracing::info!("sessions.revoked");
+    Ok(no_content())
+}
+
+impl App {
+    /// Appends events built against the account's current version, re-reading and rebuilding
+    /// them if a concurrent change to the same account won the race. Stops at a revocation:
+    /// a token made stale in the meantime gets nothing written.
+    pub(crate) async fn append_with_retry(
+        &self,
+        session: &Session,
+        mut build: impl FnMut(u64) -> Result<Vec<Event>, ApiError>,
+    ) -> Result<u64, ApiError> {
+        let mut version = session.record.version;
+        for _ in 0..4 {
+            match self.append(session.handle(), version, build(version + 1)?).await {
+                Err(ApiError::Conflict) => {
+                    let record = self.account(session.handle())?.ok_or(ApiError::TokenRevoked)?;
+                    if record.epoch != session.claims.epoch {
+                        return Err(ApiError::TokenRevoked);
+                    }
+                    version = record.version;
+                }
+                other => return other,
+            }
+        }
+        Err(ApiError::Conflict)
+    }
+}

@@ -1,0 +1,152 @@
+//! Routing, body limits and the last line of error handling: every request leaves through
+//! [`handle`] with a response, never a panic or a warp rejection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{Stream, StreamExt};
+use warp::Buf;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+use zeroize::Zeroizing;
+
+use super::problem::ApiError;
+use super::{App, accounts, items, me};
+
+/// A request once its body is read. The body is wiped when the request is dropped: it may hold
+/// a password.
+pub(crate) struct Request {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub remote: Option<SocketAddr>,
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// Reads the body within the route's limit, routes, and answers.
+pub(crate) async fn handle<S, B>(
+    app: Arc<App>,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let started = Instant::now();
+    let limit = body_limit(&app, &method, &path);
+    let result = match read_body(&headers, body, limit).await {
+        Ok(body) => route(&app, &Request { method, path, headers, remote, body }).await,
+        Err(error) => Err(error),
+    };
+
+    let mut response = result.unwrap_or_else(ApiError::into_response);
+    if app.config.dpop_nonces {
+        let nonce = app.nonce_key.issue(app.now());
+        if let Ok(value) = HeaderValue::from_str(&nonce) {
+            response.headers_mut().insert("dpop-nonce", value);
+        }
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    app.metrics.observe(response.status(), started.elapsed());
+    response
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let path = req.path.strip_prefix('/').unwrap_or(&req.path);
+    let segments: Vec<&str> = path.split('/').collect();
+    let method = &req.method;
+
+    match segments.as_slice() {
+        ["healthz"] if method == Method::GET => Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        ["metrics"] if method == Method::GET => Ok(app.metrics.render(app)),
+        ["v1", "accounts"] if method == Method::POST => accounts::sign_up(app, req).await,
+        ["v1", "sessions"] if method == Method::POST => accounts::log_in(app, req).await,
+        ["v1", "sessions"] if method == Method::DELETE => me::log_out_everywhere(app, req).await,
+        ["v1", "sessions", "refresh"] if method == Method::POST => accounts::refresh(app, req).await,
+        ["v1", "recovery"] if method == Method::POST => accounts::recover(app, req).await,
+        ["v1", "me"] if method == Method::GET => me::get(app, req).await,
+        ["v1", "me", "profile"] if method == Method::PUT => me::put_profile(app, req).await,
+        ["v1", "me", "password"] if method == Method::PUT => me::change_password(app, req).await,
+        ["v1", "me", "items"] if method == Method::GET => items::list(app, req).await,
+        ["v1", "me", "items", name] => {
+            let name = items::decode_name(name)?;
+            match *method {
+                Method::GET => items::get(app, req, &name).await,
+                Method::PUT => items::put(app, req, &name).await,
+                Method::DELETE => items::delete(app, req, &name).await,
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        ["healthz"] | ["metrics"] | ["v1", "accounts"] | ["v1", "sessions"]
+        | ["v1", "sessions", "refresh"] | ["v1", "recovery"] | ["v1", "me"]
+        | ["v1", "me", "profile"] | ["v1", "me", "password"] | ["v1", "me", "items"] => {
+            Err(ApiError::MethodNotAllowed)
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Item writes may carry a full item; everything else is a small JSON body.
+fn body_limit(app: &App, method: &Method, path: &str) -> usize {
+    if method == Method::PUT && path.starts_with("/v1/me/items/") {
+        app.config.max_item_bytes
+    } else {
+        app.config.max_json_bytes
+    }
+}
+
+/// Reads at most `limit` bytes, refusing as soon as the declared or actual length exceeds it.
+async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Zeroizing<Vec<u8>>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+
+    let mut body = std::pin::pin!(body);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(0)));
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|_| ApiError::InvalidRequest("The request body could not be read."))?;
+        if bytes.len() + chunk.remaining() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            bytes.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(bytes)
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut response = Response::new(value.to_string().into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An empty 204 response.
+pub(crate) fn no_content() -> Response {
+    let mut response = Response::new(bytes::Bytes::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// Parses a JSON body into `T`, refusing unknown fields (each `T` says `deny_unknown_fields`).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    serde_json::from_slice(&req.body).map_err(|_| ApiError::InvalidRequest("The JSON body is malformed or has unknown fields."))
+}
