@@ -110,7 +110,7 @@ fn recovery_key(printed: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs the whole server; run with --ignored"]
+
 fn a_user_signs_up_keeps_items_changes_password_recovers_and_logs_out() {
     let root = tempfile::tempdir().unwrap();
     let config = root.path().join("client");
