@@ -33,7 +33,7 @@ pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignUp {
+pub(crate) struct SignUp {
     username: String,
     password: SecretString,
     #[serde(default)]
@@ -42,7 +42,7 @@ struct SignUp {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LogIn {
+pub(crate) struct LogIn {
     username: String,
     password: SecretString,
     #[serde(default)]
@@ -52,7 +52,7 @@ struct LogIn {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Recover {
+pub(crate) struct Recover {
     username: String,
     recovery_key: SecretString,
     new_password: SecretString,

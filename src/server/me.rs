@@ -17,7 +17,7 @@ use super::router::{Request, json, no_content, parse_json};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangePassword {
+pub(crate) struct ChangePassword {
     current_password: SecretString,
     new_password: SecretString,
 }

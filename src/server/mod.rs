@@ -139,6 +139,24 @@ fn filter(
         .unify()
 }
 
+/// Entry points for the fuzzers: every parser that takes request bytes, without a server.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses `body` as every JSON request body the API accepts. Must never panic.
+    pub fn parse_request_bodies(body: &[u8]) {
+        let _ = serde_json::from_slice::<super::accounts::SignUp>(body);
+        let _ = serde_json::from_slice::<super::accounts::LogIn>(body);
+        let _ = serde_json::from_slice::<super::accounts::Recover>(body);
+        let _ = serde_json::from_slice::<super::me::ChangePassword>(body);
+        let _ = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body);
+    }
+
+    /// Decodes an item-name path segment. Must never panic.
+    pub fn decode_item_name(segment: &str) {
+        let _ = super::items::decode_name(segment);
+    }
+}
+
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
