@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use blindfold_events::{Append, EventStore, StoreError};
+use blindfold_events::{Append, EventStore, Handle, StoreError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::slot::Slot;
@@ -25,6 +25,8 @@ pub enum LedgerMessage {
     Append(Append, RpcReplyPort<Result<u64, StoreError>>),
     /// Commit everything pending.
     Flush,
+    /// Delete a stream durably, after every append already received.
+    Delete(Handle, RpcReplyPort<Result<(), StoreError>>),
     /// Fail on purpose, so supervision can be exercised.
     #[doc(hidden)]
     Fail,
@@ -67,6 +69,12 @@ impl Actor for LedgerActor {
                 }
             }
             LedgerMessage::Flush => flush(state).await?,
+            LedgerMessage::Delete(handle, reply) => {
+                flush(state).await?;
+                let store = Arc::clone(&state.store);
+                let result = tokio::task::spawn_blocking(move || store.delete_stream(&handle)).await?;
+                let _ = reply.send(result);
+            }
             LedgerMessage::Fail => return Err("injected failure".into()),
         }
         Ok(())
@@ -113,6 +121,15 @@ impl Ledger {
     pub async fn append(&self, append: Append) -> Result<u64, LedgerError> {
         let actor = self.slot.get().ok_or(LedgerError::Unavailable)?;
         match actor.call(|reply| LedgerMessage::Append(append, reply), None).await {
+            Ok(ractor::rpc::CallResult::Success(result)) => Ok(result?),
+            _ => Err(LedgerError::Unavailable),
+        }
+    }
+
+    /// Deletes a stream (an account) durably: its key, its events and its projections.
+    pub async fn delete(&self, handle: Handle) -> Result<(), LedgerError> {
+        let actor = self.slot.get().ok_or(LedgerError::Unavailable)?;
+        match actor.call(|reply| LedgerMessage::Delete(handle, reply), None).await {
             Ok(ractor::rpc::CallResult::Success(result)) => Ok(result?),
             _ => Err(LedgerError::Unavailable),
         }

@@ -28,9 +28,9 @@ pub mod schema;
 pub mod store;
 
 #[doc(hidden)]
-pub use envelope::seal_and_open_for_benches;
+pub use envelope::{decode_stored_bytes_for_fuzzing, seal_and_open_for_benches};
 pub use fjall_store::FjallStore;
-pub use projection::{AccountRecord, ItemEntry};
+pub use projection::{AccountRecord, ItemEntry, TotpState};
 pub use schema::{Event, KdfParams, PasswordWrap, RecordedEvent};
 pub use store::{Append, EventStore, FeedEntry, RebuildReport, StoreError, StoreStats};
 

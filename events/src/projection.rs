@@ -22,7 +22,25 @@ pub struct AccountRecord {
     pub password: PasswordWrap,
     /// The user key wrapped under the recovery key.
     pub wrapped_user_key_recovery: Vec<u8>,
+    /// The second factor, when it is on.
+    pub totp: Option<TotpState>,
+    /// Digests of the unspent backup codes.
+    pub backup_codes: Vec<[u8; 32]>,
+    /// The most recent security-log entries, sealed under the user key, oldest first.
+    pub security_log: Vec<Vec<u8>>,
 }
+
+/// The state of an account's TOTP second factor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpState {
+    /// The TOTP secret, sealed under the user key.
+    pub sealed_secret: Vec<u8>,
+    /// The last step whose code was accepted; that code and every earlier one are spent.
+    pub last_used_step: u64,
+}
+
+/// Security-log entries an account record keeps; older ones drop off.
+pub const SECURITY_LOG_LEN: usize = 100;
 
 /// One entry of an account's item index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +106,9 @@ fn created(recorded: &RecordedEvent) -> Option<AccountRecord> {
         sealed_profile: sealed_profile.clone(),
         password: password.clone(),
         wrapped_user_key_recovery: wrapped_user_key_recovery.clone(),
+        totp: None,
+        backup_codes: Vec::new(),
+        security_log: Vec::new(),
     })
 }
 
@@ -120,6 +141,26 @@ fn changed(mut record: AccountRecord, recorded: &RecordedEvent) -> Option<Accoun
             record.epoch = record.epoch.saturating_add(1);
         }
         Event::ItemPut { .. } | Event::ItemDeleted { .. } => {}
+        Event::TotpEnabled { sealed_secret, backup_codes, step } => {
+            record.totp = Some(TotpState { sealed_secret: sealed_secret.clone(), last_used_step: *step });
+            record.backup_codes.clone_from(backup_codes);
+        }
+        Event::TotpDisabled => {
+            record.totp = None;
+            record.backup_codes.clear();
+        }
+        Event::TotpStepUsed { step } => {
+            if let Some(totp) = record.totp.as_mut() {
+                totp.last_used_step = totp.last_used_step.max(*step);
+            }
+        }
+        Event::BackupCodesReplaced { backup_codes } => record.backup_codes.clone_from(backup_codes),
+        Event::BackupCodeUsed { digest } => record.backup_codes.retain(|code| code != digest),
+        Event::SecurityLogged { sealed_entry } => {
+            record.security_log.push(sealed_entry.clone());
+            let excess = record.security_log.len().saturating_sub(SECURITY_LOG_LEN);
+            record.security_log.drain(..excess);
+        }
     }
     Some(record)
 }

@@ -93,6 +93,37 @@ pub enum Event {
         /// The item's blind id.
         item_id: ItemId,
     },
+    /// TOTP was turned on, with a fresh set of backup codes.
+    TotpEnabled {
+        /// The TOTP secret, sealed under the user key.
+        sealed_secret: Vec<u8>,
+        /// Digests of the backup codes (HMAC under a key from the user key).
+        backup_codes: Vec<[u8; 32]>,
+        /// The step of the code that confirmed it: that code is spent.
+        step: u64,
+    },
+    /// TOTP was turned off; the backup codes go with it.
+    TotpDisabled,
+    /// A TOTP code was accepted: it and every earlier one are spent.
+    TotpStepUsed {
+        /// The step of the accepted code.
+        step: u64,
+    },
+    /// The backup codes were regenerated: the old set stops working.
+    BackupCodesReplaced {
+        /// Digests of the new codes.
+        backup_codes: Vec<[u8; 32]>,
+    },
+    /// A backup code was used and is spent.
+    BackupCodeUsed {
+        /// The digest of the spent code.
+        digest: [u8; 32],
+    },
+    /// An entry of the user's security log, sealed under the user key.
+    SecurityLogged {
+        /// `{at, event, device}` as JSON, sealed under the user key.
+        sealed_entry: Vec<u8>,
+    },
 }
 
 impl Event {
@@ -106,6 +137,12 @@ impl Event {
             Event::Recovered { .. } => "recovered",
             Event::ItemPut { .. } => "item_put",
             Event::ItemDeleted { .. } => "item_deleted",
+            Event::TotpEnabled { .. } => "totp_enabled",
+            Event::TotpDisabled => "totp_disabled",
+            Event::TotpStepUsed { .. } => "totp_step_used",
+            Event::BackupCodesReplaced { .. } => "backup_codes_replaced",
+            Event::BackupCodeUsed { .. } => "backup_code_used",
+            Event::SecurityLogged { .. } => "security_logged",
         }
     }
 }

@@ -46,7 +46,6 @@ pub(crate) struct LogIn {
     username: String,
     password: SecretString,
     #[serde(default)]
-    #[allow(dead_code)]
     totp: Option<SecretString>,
 }
 
@@ -56,6 +55,8 @@ pub(crate) struct Recover {
     username: String,
     recovery_key: SecretString,
     new_password: SecretString,
+    #[serde(default)]
+    totp: Option<SecretString>,
 }
 
 /// `POST /v1/accounts`
@@ -114,12 +115,17 @@ pub(crate) async fn log_in(app: &App, req: &Request) -> Result<Response, ApiErro
         return Err(ApiError::InvalidCredentials);
     };
 
-    if record.password.params != app.config.kdf_params {
-        app.upgrade_params(&handle, &record, &user_key, password).await;
+    let device = proof.thumbprint.short();
+    let code = body.totp.as_ref().map(|code| code.expose_secret());
+    let signed_in = app.complete_sign_in(&handle, record, &user_key, code, &device, Vec::new(), "login").await?;
+
+    if signed_in.record.password.params != app.config.kdf_params {
+        app.upgrade_params(&handle, &signed_in.record, &user_key, password).await;
     }
 
     tracing::info!("login.succeeded");
-    let grant = Grant::fresh(app, handle, &user_key, record.epoch, &proof, LoginMethod::Password.into());
+    let methods = Methods::from(LoginMethod::Password).with(signed_in.second_factor);
+    let grant = Grant::fresh(app, handle, &user_key, signed_in.record.epoch, &proof, methods);
     Ok(json(StatusCode::OK, &app.issue(grant).await?))
 }
 
@@ -164,19 +170,38 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
             ApiError::InvalidCredentials
         })?;
 
+    // Checked before the derivation so a missing second factor costs no Argon2 run; checked
+    // again, and spent, when the recovery is recorded.
+    let code = body.totp.as_ref().map(|code| code.expose_secret());
+    let device = proof.thumbprint.short();
+    if record.totp.is_some() {
+        let code = code.ok_or(ApiError::SecondFactorRequired)?;
+        if app.check_second_factor(&handle, &record, &user_key, code).is_none() {
+            app.log_failed_second_factor(&handle, &record, &user_key, &device).await;
+            return Err(ApiError::InvalidSecondFactor);
+        }
+    }
+
     let password = app.new_password_wrap(&handle, &user_key, new_password).await?;
     let next_recovery_key = RecoveryKey::generate().map_err(internal)?;
     let event = Event::Recovered {
         password,
         wrapped_user_key_recovery: app.recovery_wrap(&handle, &user_key, &next_recovery_key)?,
     };
-    app.append(&handle, record.version, vec![event]).await?;
+    let signed_in = app.complete_sign_in(&handle, record, &user_key, code, &device, vec![event], "recovery").await?;
 
     tracing::info!("recovery.succeeded");
-    let grant = Grant::fresh(app, handle, &user_key, record.epoch + 1, &proof, LoginMethod::Recovery.into());
+    let methods = Methods::from(LoginMethod::Recovery).with(signed_in.second_factor);
+    let grant = Grant::fresh(app, handle, &user_key, signed_in.record.epoch, &proof, methods);
     let mut body = app.issue(grant).await?;
     body["recovery_key"] = serde_json::Value::String(next_recovery_key.display().to_string());
     Ok(json(StatusCode::OK, &body))
+}
+
+/// A sign-in as recorded: the account after it, and the second factor it used.
+pub(crate) struct SignedIn {
+    pub record: AccountRecord,
+    pub second_factor: Methods,
 }
 
 /// What a new token carries.
@@ -307,6 +332,46 @@ impl App {
     fn recovery_wrap(&self, handle: &Handle, user_key: &UserKey, recovery_key: &RecoveryKey) -> Result<Vec<u8>, ApiError> {
         let wrapping_key = self.actors.kdf.recovery_wrapping_key(recovery_key);
         user_key::wrap_user_key(&wrapping_key, user_key, handle, LoginMethod::Recovery).map_err(internal)
+    }
+
+    /// Finishes a sign-in whose first factor checked out: demands and spends the second factor
+    /// when the account has one, and durably records `leading` events with a security-log entry
+    /// named `entry`. A concurrent change makes it re-read the account and check again, so a
+    /// code is never accepted twice.
+    pub(crate) async fn complete_sign_in(
+        &self,
+        handle: &Handle,
+        mut record: AccountRecord,
+        user_key: &UserKey,
+        code: Option<&str>,
+        device: &str,
+        leading: Vec<Event>,
+        entry: &str,
+    ) -> Result<SignedIn, ApiError> {
+        for _ in 0..4 {
+            let mut events = leading.clone();
+            let mut second_factor = Methods::NONE;
+            if record.totp.is_some() {
+                let Some(code) = code else { return Err(ApiError::SecondFactorRequired) };
+                let Some(factor) = self.check_second_factor(handle, &record, user_key, code) else {
+                    self.log_failed_second_factor(handle, &record, user_key, device).await;
+                    return Err(ApiError::InvalidSecondFactor);
+                };
+                events.push(factor.spend());
+                second_factor = factor.method();
+            }
+            events.push(self.security_entry(handle, user_key, entry, device)?);
+
+            match self.append(handle, record.version, events).await {
+                Ok(version) => {
+                    let record = self.account(handle)?.filter(|r| r.version >= version).ok_or(ApiError::Conflict)?;
+                    return Ok(SignedIn { record, second_factor });
+                }
+                Err(ApiError::Conflict) => record = self.account(handle)?.ok_or(ApiError::InvalidCredentials)?,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ApiError::Conflict)
     }
 
     /// Re-wraps the user key under the current Argon2 parameters after a log-in with older ones.

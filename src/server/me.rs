@@ -12,8 +12,17 @@ use secrecy::{ExposeSecret, SecretString};
 use super::App;
 use super::accounts::{Grant, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, internal};
 use super::auth::Session;
+use super::second_factor::device_of;
 use super::problem::ApiError;
 use super::router::{Request, json, no_content, parse_json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteAccount {
+    password: SecretString,
+    #[serde(default)]
+    totp: Option<SecretString>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,8 +78,12 @@ pub(crate) async fn change_password(app: &App, req: &Request) -> Result<Response
     }
     let user_key = &session.claims.user_key;
     let wrap = app.new_password_wrap(&handle, user_key, Password::from(body.new_password.expose_secret())).await?;
-    let event = Event::PasswordChanged { password: wrap, revoke_sessions: true };
-    app.append(&handle, session.record.version, vec![event]).await?;
+    let device = device_of(&session);
+    let events = vec![
+        Event::PasswordChanged { password: wrap, revoke_sessions: true },
+        app.security_entry(&handle, user_key, "password_changed", &device)?,
+    ];
+    app.append(&handle, session.record.version, events).await?;
 
     tracing::info!("password.changed");
     let grant = Grant {
@@ -84,10 +97,44 @@ pub(crate) async fn change_password(app: &App, req: &Request) -> Result<Response
     Ok(json(StatusCode::OK, &app.issue(grant).await?))
 }
 
+/// `DELETE /v1/me {password, totp?}`: crypto-shreds the account. Its stream key, events and
+/// projections are deleted; every token stops working; the username is free again.
+pub(crate) async fn delete_account(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let session = app.authenticate(req).await?;
+    let body: DeleteAccount = parse_json(req)?;
+    let handle = *session.handle();
+
+    let password = Password::from(body.password.expose_secret());
+    if app.check_password(&handle, Some(&session.record), &password).await?.is_none() {
+        tracing::info!("account_deletion.failed");
+        return Err(ApiError::InvalidCredentials);
+    }
+    if session.record.totp.is_some() {
+        let code = body.totp.as_ref().ok_or(ApiError::SecondFactorRequired)?;
+        let user_key = &session.claims.user_key;
+        if app.check_second_factor(&handle, &session.record, user_key, code.expose_secret()).is_none() {
+            app.log_failed_second_factor(&handle, &session.record, user_key, &device_of(&session)).await;
+            return Err(ApiError::InvalidSecondFactor);
+        }
+    }
+
+    app.actors.ledger.delete(handle).await.map_err(|error| match error {
+        blindfold_actors::ledger::LedgerError::Unavailable => ApiError::Overloaded(std::time::Duration::from_secs(1)),
+        blindfold_actors::ledger::LedgerError::Store(error) => internal(error),
+    })?;
+    tracing::info!("account.deleted");
+    Ok(no_content())
+}
+
 /// `DELETE /v1/sessions`: log out everywhere. Every token issued so far stops working.
 pub(crate) async fn log_out_everywhere(app: &App, req: &Request) -> Result<Response, ApiError> {
     let session = app.authenticate(req).await?;
-    app.append_with_retry(&session, |_| Ok(vec![Event::SessionsRevoked])).await?;
+    let device = device_of(&session);
+    let (handle, user_key) = (session.handle(), &session.claims.user_key);
+    app.append_with_retry(&session, |_| {
+        Ok(vec![Event::SessionsRevoked, app.security_entry(handle, user_key, "sessions_revoked", &device)?])
+    })
+    .await?;
     tracing::info!("sessions.revoked");
     Ok(no_content())
 }

@@ -14,6 +14,7 @@ mod metrics;
 pub mod problem;
 pub mod rate_limit;
 mod router;
+mod second_factor;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -148,6 +149,9 @@ pub mod fuzzing {
         let _ = serde_json::from_slice::<super::accounts::LogIn>(body);
         let _ = serde_json::from_slice::<super::accounts::Recover>(body);
         let _ = serde_json::from_slice::<super::me::ChangePassword>(body);
+        let _ = serde_json::from_slice::<super::me::DeleteAccount>(body);
+        let _ = serde_json::from_slice::<super::second_factor::Confirm>(body);
+        let _ = serde_json::from_slice::<super::second_factor::CodeOnly>(body);
         let _ = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body);
     }
 

@@ -12,7 +12,7 @@ use warp::reply::Response;
 use zeroize::Zeroizing;
 
 use super::problem::ApiError;
-use super::{App, accounts, items, me};
+use super::{App, accounts, items, me, second_factor};
 
 /// A request once its body is read. The body is wiped when the request is dropped: it may hold
 /// a password.
@@ -70,6 +70,12 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         ["v1", "sessions", "refresh"] if method == Method::POST => accounts::refresh(app, req).await,
         ["v1", "recovery"] if method == Method::POST => accounts::recover(app, req).await,
         ["v1", "me"] if method == Method::GET => me::get(app, req).await,
+        ["v1", "me"] if method == Method::DELETE => me::delete_account(app, req).await,
+        ["v1", "me", "totp"] if method == Method::POST => second_factor::begin(app, req).await,
+        ["v1", "me", "totp"] if method == Method::DELETE => second_factor::disable(app, req).await,
+        ["v1", "me", "totp", "confirm"] if method == Method::POST => second_factor::confirm(app, req).await,
+        ["v1", "me", "backup-codes"] if method == Method::POST => second_factor::regenerate(app, req).await,
+        ["v1", "me", "security-log"] if method == Method::GET => second_factor::security_log(app, req).await,
         ["v1", "me", "profile"] if method == Method::PUT => me::put_profile(app, req).await,
         ["v1", "me", "password"] if method == Method::PUT => me::change_password(app, req).await,
         ["v1", "me", "items"] if method == Method::GET => items::list(app, req).await,
@@ -84,7 +90,9 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         }
         ["healthz"] | ["metrics"] | ["v1", "accounts"] | ["v1", "sessions"]
         | ["v1", "sessions", "refresh"] | ["v1", "recovery"] | ["v1", "me"]
-        | ["v1", "me", "profile"] | ["v1", "me", "password"] | ["v1", "me", "items"] => {
+        | ["v1", "me", "profile"] | ["v1", "me", "password"] | ["v1", "me", "items"]
+        | ["v1", "me", "totp"] | ["v1", "me", "totp", "confirm"] | ["v1", "me", "backup-codes"]
+        | ["v1", "me", "security-log"] => {
             Err(ApiError::MethodNotAllowed)
         }
         _ => Err(ApiError::NotFound),

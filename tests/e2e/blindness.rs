@@ -22,6 +22,11 @@ fn every_byte(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     files
 }
 
+/// Whether `needle` appears in any file under `dir`.
+pub fn found_in_dir(dir: &std::path::Path, needle: &[u8]) -> bool {
+    every_byte(dir).iter().any(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+}
+
 #[tokio::test]
 async fn the_data_directory_holds_no_username_email_item_name_or_value() {
     let server = TestServer::start().await;

@@ -3,5 +3,6 @@
 mod blindness;
 mod journey;
 mod rejections;
+mod second_factor;
 mod resilience;
 mod support;

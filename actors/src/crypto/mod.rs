@@ -7,12 +7,14 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod backup_codes;
 pub mod data;
 pub mod dpop;
 pub mod keys;
 pub mod password;
 pub mod recovery;
 pub mod token;
+pub mod totp;
 pub mod user_key;
 pub mod username;
 

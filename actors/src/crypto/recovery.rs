@@ -28,7 +28,7 @@ const GROUP_LEN: usize = 4;
 /// Longest input [`RecoveryKey::parse`] looks at: the display form with generous spacing.
 const MAX_INPUT_LEN: usize = 4 * RECOVERY_KEY_SYMBOLS;
 /// Crockford's alphabet: digits and upper-case letters without I, L, O and U.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Bytes per 40-bit chunk, which is eight symbols.
 const CHUNK_BYTES: usize = 5;
 /// Symbols per 40-bit chunk.
@@ -166,7 +166,7 @@ fn decode(values: &[u8; RECOVERY_KEY_SYMBOLS]) -> Zeroizing<[u8; RECOVERY_KEY_LE
 }
 
 /// The value of one typed symbol: case-insensitive, with I and L read as 1 and O as 0.
-fn symbol_value(c: char) -> Option<u8> {
+pub(crate) fn symbol_value(c: char) -> Option<u8> {
     let c = u8::try_from(c).ok()?.to_ascii_uppercase();
     let c = match c {
         b'O' => b'0',
