@@ -1,0 +1,1 @@
+//! Nothing to link: this crate exists for its benchmark, `benches/tokens.rs`.
