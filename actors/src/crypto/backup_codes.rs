@@ -98,6 +98,7 @@ impl std::fmt::Debug for BackupCode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -100,6 +100,7 @@ pub fn reference_code(secret: &[u8], digits: usize, time: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
