@@ -1,8 +1,9 @@
 //! What each client command does: the requests it sends, the session it keeps, what it prints.
 //!
 //! Results go to the given writer (standard output) as short human lines; an item's value goes
-//! there raw. Nothing here prints a password, a token or the device key; the only secret ever
-//! printed is a fresh recovery key, once, right after the server made it.
+//! there raw. Nothing here prints a password, a token or the device key; the only secrets ever
+//! printed are the ones the user must see once, right after the server made them: a fresh
+//! recovery key, a TOTP secret being set up, and a new set of backup codes.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -15,9 +16,12 @@ use zeroize::Zeroizing;
 
 use super::config::{ConfigDir, Freshness, Session, write_atomic};
 use super::error::ClientError;
-use super::http::{Api, Body, TokenResponse, item_path};
+use super::http::{Api, Body, Reply, TokenResponse, item_path};
 use super::secrets::{SecretKind, SecretSource};
-use super::{ClientCommand, ItemsCommand};
+use super::{ClientCommand, ItemsCommand, TotpCommand};
+
+/// The problem code a server uses when the request must carry a second factor.
+const SECOND_FACTOR_REQUIRED: &str = "second_factor_required";
 
 /// Everything a command works with.
 pub(crate) struct Context<'k> {
@@ -51,7 +55,12 @@ pub(crate) async fn execute(
         ClientCommand::Items(ItemsCommand::Rm { name }) => remove_item(ctx, &name, out).await,
         ClientCommand::LogoutAll => logout_all(ctx, out).await,
         ClientCommand::Password => change_password(ctx, out).await,
-        ClientCommand::Recover { username } => recover(ctx, &username, out).await,
+        ClientCommand::Recover { username, totp } => recover(ctx, &username, totp, out).await,
+        ClientCommand::Totp(TotpCommand::Enable) => enable_totp(ctx, out).await,
+        ClientCommand::Totp(TotpCommand::Disable) => disable_totp(ctx, out).await,
+        ClientCommand::BackupCodes => replace_backup_codes(ctx, out).await,
+        ClientCommand::DeleteAccount { yes } => delete_account(ctx, yes, out).await,
+        ClientCommand::SecurityLog => security_log(ctx, out).await,
     }
 }
 
@@ -107,17 +116,17 @@ async fn login(
     out: &mut dyn Write,
 ) -> Result<(), ClientError> {
     let password = ctx.secrets.read(SecretKind::Password)?;
-    let totp = totp.map(Zeroizing::new);
+    let given = totp.map(Zeroizing::new);
 
-    let request = LoginRequest {
-        username,
-        password: &password,
-        totp: totp.as_deref().map(String::as_str),
+    let request = |totp: Option<&str>| {
+        json_body(&LoginRequest {
+            username,
+            password: &password,
+            totp,
+        })
     };
-    let reply = ctx
-        .api
-        .call(Method::POST, "/v1/sessions", None, &json_body(&request)?)
-        .await?;
+    let reply =
+        send_with_second_factor(ctx, Method::POST, "/v1/sessions", None, given, request).await?;
     store_session(ctx, &TokenResponse::parse(&reply.body)?)?;
     say(out, format_args!("logged in as {username}"))
 }
@@ -270,25 +279,30 @@ struct RecoveryRequest<'a> {
     username: &'a str,
     recovery_key: &'a str,
     new_password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    totp: Option<&'a str>,
 }
 
 async fn recover(
     ctx: &mut Context<'_>,
     username: &str,
+    totp: Option<String>,
     out: &mut dyn Write,
 ) -> Result<(), ClientError> {
     let recovery_key = ctx.secrets.read(SecretKind::RecoveryKey)?;
     let new_password = ctx.secrets.read(SecretKind::NewPassword)?;
+    let given = totp.map(Zeroizing::new);
 
-    let request = RecoveryRequest {
-        username,
-        recovery_key: recovery_key.trim(),
-        new_password: &new_password,
+    let request = |totp: Option<&str>| {
+        json_body(&RecoveryRequest {
+            username,
+            recovery_key: recovery_key.trim(),
+            new_password: &new_password,
+            totp,
+        })
     };
-    let reply = ctx
-        .api
-        .call(Method::POST, "/v1/recovery", None, &json_body(&request)?)
-        .await?;
+    let reply =
+        send_with_second_factor(ctx, Method::POST, "/v1/recovery", None, given, request).await?;
     let tokens = TokenResponse::parse(&reply.body)?;
     store_session(ctx, &tokens)?;
 
@@ -299,6 +313,261 @@ async fn recover(
         ),
     )?;
     show_recovery_key(out, tokens.recovery_key.as_deref().map(String::as_str))
+}
+
+/// The answer to `POST /v1/me/totp`: a TOTP secret not yet in force.
+#[derive(Deserialize)]
+struct TotpEnrollmentWire {
+    secret: String,
+    otpauth_uri: String,
+    enrollment: String,
+}
+
+/// A TOTP secret being set up, wiped when dropped; `enrollment` is the server's sealed copy.
+struct TotpEnrollment {
+    secret: Zeroizing<String>,
+    otpauth_uri: Zeroizing<String>,
+    enrollment: String,
+}
+
+impl TotpEnrollment {
+    fn parse(body: &[u8]) -> Result<TotpEnrollment, ClientError> {
+        let wire: TotpEnrollmentWire = serde_json::from_slice(body)
+            .map_err(|_| ClientError::Protocol("the TOTP set-up answer is not readable".into()))?;
+        Ok(TotpEnrollment {
+            secret: Zeroizing::new(wire.secret),
+            otpauth_uri: Zeroizing::new(wire.otpauth_uri),
+            enrollment: wire.enrollment,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct TotpConfirmation<'a> {
+    enrollment: &'a str,
+    code: &'a str,
+}
+
+#[derive(Serialize)]
+struct CodeRequest<'a> {
+    code: &'a str,
+}
+
+/// A new set of backup codes, wiped when dropped.
+struct BackupCodes(Zeroizing<Vec<String>>);
+
+#[derive(Deserialize)]
+struct BackupCodesWire {
+    backup_codes: Vec<String>,
+}
+
+impl BackupCodes {
+    /// Reads a `{backup_codes}` answer; an empty set is refused, since it could never be used.
+    fn parse(body: &[u8]) -> Result<BackupCodes, ClientError> {
+        let wire: BackupCodesWire = serde_json::from_slice(body)
+            .map_err(|_| ClientError::Protocol("the backup codes are not readable".into()))?;
+        let codes = Zeroizing::new(wire.backup_codes);
+        if codes.is_empty() {
+            return Err(ClientError::Protocol(
+                "the server sent no backup codes".into(),
+            ));
+        }
+        Ok(BackupCodes(codes))
+    }
+}
+
+async fn enable_totp(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    let begun = ctx
+        .api
+        .call(Method::POST, "/v1/me/totp", Some(&token), &Body::Empty)
+        .await
+        .map_err(|e| retitled(e, 409, "TOTP is already on for this account"))?;
+    let begun = TotpEnrollment::parse(&begun.body)?;
+    say(
+        out,
+        format_args!(
+            "TOTP secret: {}\notpauth URI: {}\n\n\
+             Add the secret to an authenticator app (type it in, or make a QR code of the URI),\n\
+             then give the six-digit code the app shows.",
+            begun.secret.as_str(),
+            begun.otpauth_uri.as_str()
+        ),
+    )?;
+    out.flush().map_err(ClientError::file("<stdout>"))?;
+
+    let code = ctx.secrets.read(SecretKind::SecondFactor)?;
+    // Setting up the app may take longer than the token has left.
+    let token = access_token(ctx).await?;
+    let request = TotpConfirmation {
+        enrollment: &begun.enrollment,
+        code: code.trim(),
+    };
+    let body = json_body(&request)?;
+    let reply = ctx
+        .api
+        .call(Method::POST, "/v1/me/totp/confirm", Some(&token), &body)
+        .await?;
+    let codes = BackupCodes::parse(&reply.body)?;
+
+    say(
+        out,
+        format_args!("\nTOTP is on: logging in now takes a code from the app as well."),
+    )?;
+    show_backup_codes(out, &codes)
+}
+
+async fn disable_totp(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    let code = ctx.secrets.read(SecretKind::SecondFactor)?;
+
+    let body = json_body(&CodeRequest { code: code.trim() })?;
+    ctx.api
+        .call(Method::DELETE, "/v1/me/totp", Some(&token), &body)
+        .await
+        .map_err(|e| retitled(e, 404, "TOTP is not on for this account"))?;
+    say(
+        out,
+        format_args!("TOTP is off; the backup codes no longer work"),
+    )
+}
+
+async fn replace_backup_codes(
+    ctx: &mut Context<'_>,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    let code = ctx.secrets.read(SecretKind::SecondFactor)?;
+
+    let body = json_body(&CodeRequest { code: code.trim() })?;
+    let reply = ctx
+        .api
+        .call(Method::POST, "/v1/me/backup-codes", Some(&token), &body)
+        .await?;
+    let codes = BackupCodes::parse(&reply.body)?;
+    say(
+        out,
+        format_args!("new backup codes made; the old ones no longer work"),
+    )?;
+    show_backup_codes(out, &codes)
+}
+
+#[derive(Serialize)]
+struct DeleteAccountRequest<'a> {
+    password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    totp: Option<&'a str>,
+}
+
+async fn delete_account(
+    ctx: &mut Context<'_>,
+    yes: bool,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    if !yes {
+        return Err(ClientError::Usage(
+            "deleting the account cannot be undone: the profile, every item and the recovery \
+             key become unreadable for good, on every device. Run `blindfold delete-account \
+             --yes` to go ahead"
+                .into(),
+        ));
+    }
+    let token = access_token(ctx).await?;
+    let password = ctx.secrets.read(SecretKind::Password)?;
+
+    let request = |totp: Option<&str>| {
+        json_body(&DeleteAccountRequest {
+            password: &password,
+            totp,
+        })
+    };
+    send_with_second_factor(ctx, Method::DELETE, "/v1/me", Some(&token), None, request).await?;
+    ctx.config.remove_session()?;
+    say(
+        out,
+        format_args!(
+            "account deleted; nobody can read its data any more. The local session is removed \
+             (the device key is kept)."
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct SecurityLog {
+    entries: Vec<SecurityEntry>,
+}
+
+#[derive(Deserialize)]
+struct SecurityEntry {
+    #[serde(default)]
+    at: Value,
+    event: String,
+    #[serde(default)]
+    device: String,
+}
+
+async fn security_log(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
+    let token = access_token(ctx).await?;
+    let reply = ctx
+        .api
+        .call(
+            Method::GET,
+            "/v1/me/security-log",
+            Some(&token),
+            &Body::Empty,
+        )
+        .await?;
+    let log: SecurityLog = serde_json::from_slice(&reply.body)
+        .map_err(|_| ClientError::Protocol("the security log is not readable".into()))?;
+    say(out, format_args!("{}", security_table(&log.entries)))
+}
+
+/// Sends a request whose body may carry a second factor (`build` makes the body with or without
+/// one). A code given up front goes with the first request. Otherwise the request goes without
+/// one and, only when the server answers `second_factor_required`, once more with a code read
+/// from the user.
+async fn send_with_second_factor(
+    ctx: &mut Context<'_>,
+    method: Method,
+    path: &str,
+    access_token: Option<&str>,
+    given: Option<Zeroizing<String>>,
+    build: impl Fn(Option<&str>) -> Result<Body, ClientError>,
+) -> Result<Reply, ClientError> {
+    if let Some(code) = given {
+        let body = build(Some(code.trim()))?;
+        return ctx.api.call(method, path, access_token, &body).await;
+    }
+
+    let first = ctx
+        .api
+        .call(method.clone(), path, access_token, &build(None)?)
+        .await;
+    match first {
+        Err(ClientError::Server { ref code, .. }) if code == SECOND_FACTOR_REQUIRED => {
+            let code = ctx.secrets.read(SecretKind::SecondFactor)?;
+            let body = build(Some(code.trim()))?;
+            ctx.api.call(method, path, access_token, &body).await
+        }
+        other => other,
+    }
+}
+
+/// A server refusal with `status` given a title that names its cause in this command; every
+/// other error unchanged.
+fn retitled(error: ClientError, status: u16, title: &str) -> ClientError {
+    match error {
+        ClientError::Server {
+            status: refused,
+            code,
+            ..
+        } if refused == status => ClientError::Server {
+            status,
+            code,
+            title: title.into(),
+        },
+        other => other,
+    }
 }
 
 /// The stored token for this server, refreshed first when less than a minute is left.
@@ -427,6 +696,66 @@ fn show_recovery_key(out: &mut dyn Write, key: Option<&str>) -> Result<(), Clien
     )
 }
 
+fn show_backup_codes(out: &mut dyn Write, codes: &BackupCodes) -> Result<(), ClientError> {
+    let mut listed = Zeroizing::new(String::new());
+    for code in codes.0.iter() {
+        listed.push_str("\n    ");
+        listed.push_str(code);
+    }
+    say(
+        out,
+        format_args!(
+            "\nBackup codes (each works once, in place of a code from the app):\n{}\n\n\
+             Store them somewhere safe, offline and apart from this device. They are shown only\n\
+             this once, and with both the app and these codes lost, neither login nor recovery\n\
+             is possible any more.",
+            listed.as_str()
+        ),
+    )
+}
+
+/// A table of security-log entries in the order given: time (UTC), event, device.
+fn security_table(entries: &[SecurityEntry]) -> String {
+    if entries.is_empty() {
+        return "no entries".into();
+    }
+    let times: Vec<String> = entries.iter().map(|e| readable_time(&e.at)).collect();
+    let time_width = times
+        .iter()
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let event_width = entries
+        .iter()
+        .map(|e| e.event.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let mut table = format!("{:<time_width$}  {:<event_width$}  DEVICE", "TIME", "EVENT");
+    for (entry, time) in entries.iter().zip(&times) {
+        let line = format!(
+            "{time:<time_width$}  {:<event_width$}  {}",
+            entry.event, entry.device
+        );
+        table.push('\n');
+        table.push_str(line.trim_end());
+    }
+    table
+}
+
+/// A time the server sent: unix seconds as a UTC date, text as it is, anything else as `-`.
+fn readable_time(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .map(format_unix_time)
+            .unwrap_or_else(|| n.to_string()),
+        Value::String(s) => s.clone(),
+        _ => "-".into(),
+    }
+}
+
 /// A table of items: name, size in bytes, last update.
 fn item_table(items: &[ItemEntry]) -> String {
     if items.is_empty() {
@@ -440,14 +769,7 @@ fn item_table(items: &[ItemEntry]) -> String {
         .max(4);
     let mut table = format!("{:<width$}  {:>10}  UPDATED", "NAME", "SIZE");
     for item in items {
-        let updated = match &item.updated_at {
-            Value::Number(n) => n
-                .as_u64()
-                .map(format_unix_time)
-                .unwrap_or_else(|| n.to_string()),
-            Value::String(s) => s.clone(),
-            _ => "-".into(),
-        };
+        let updated = readable_time(&item.updated_at);
         table.push_str(&format!(
             "\n{:<width$}  {:>10}  {updated}",
             item.name, item.size

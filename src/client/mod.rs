@@ -4,16 +4,18 @@
 //! ```text
 //! blindfold [--server URL] [--config-dir DIR] [--password-stdin] <command>
 //!   signup USERNAME [--email E] [--profile JSON]    login USERNAME [--totp CODE]
-//!   whoami    logout-all    password    recover USERNAME
+//!   whoami    logout-all    password    recover USERNAME [--totp CODE]
 //!   items put NAME [FILE|-]    items get NAME [-o FILE]    items ls    items rm NAME
+//!   totp enable    totp disable    backup-codes    security-log    delete-account --yes
 //! ```
 //!
 //! The client holds a device key (DPoP, RFC 9449) and one session in its config directory; every
 //! request is signed with the key, and tokens are refreshed before they run out. Passwords and
 //! recovery keys come from `--password-stdin`, then `BLINDFOLD_PASSWORD`,
-//! `BLINDFOLD_NEW_PASSWORD` or `BLINDFOLD_RECOVERY_KEY`, then a prompt without echo. This module
-//! must never print or log a password, a token or the device key; the recovery key is printed
-//! once, when the server makes it.
+//! `BLINDFOLD_NEW_PASSWORD` or `BLINDFOLD_RECOVERY_KEY`, then a prompt without echo; one-time
+//! and backup codes the same way, from `BLINDFOLD_TOTP`. This module must never print or log a
+//! password, a token or the device key; the recovery key, the TOTP secret and the backup codes
+//! are printed once, when the server makes them.
 
 mod commands;
 mod config;
@@ -71,11 +73,13 @@ pub enum ClientCommand {
     },
     /// Log in and keep the session for later commands.
     ///
-    /// The password comes from --password-stdin, BLINDFOLD_PASSWORD or a prompt.
+    /// The password comes from --password-stdin, BLINDFOLD_PASSWORD or a prompt. When the
+    /// account has TOTP turned on and --totp is not given, a code (one-time or backup) is asked
+    /// for after the server demands it: the next stdin line, BLINDFOLD_TOTP or a prompt.
     Login {
         /// The account's username.
         username: String,
-        /// The current one-time code, when the account has TOTP turned on.
+        /// The current one-time code or a backup code, when the account has TOTP turned on.
         #[arg(long, value_name = "CODE")]
         totp: Option<String>,
     },
@@ -95,10 +99,51 @@ pub enum ClientCommand {
     ///
     /// With --password-stdin: the recovery key on the first line, the new password on the
     /// second. Otherwise BLINDFOLD_RECOVERY_KEY and BLINDFOLD_NEW_PASSWORD, or prompts.
+    ///
+    /// When the account has TOTP turned on and --totp is not given, a code (one-time or backup)
+    /// is asked for after the server demands it: the third line with --password-stdin, else
+    /// BLINDFOLD_TOTP or a prompt.
     Recover {
         /// The account's username.
         username: String,
+        /// The current one-time code or a backup code, when the account has TOTP turned on.
+        #[arg(long, value_name = "CODE")]
+        totp: Option<String>,
     },
+    /// Turn the second factor (TOTP) on or off.
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// Replace the backup codes with a new set and print it once; the old set stops working.
+    ///
+    /// Asks a current one-time code or a backup code (--password-stdin, BLINDFOLD_TOTP or a
+    /// prompt).
+    BackupCodes,
+    /// Delete the account and everything in it, for good; needs --yes.
+    ///
+    /// Asks the password (--password-stdin, BLINDFOLD_PASSWORD or a prompt) and, when the
+    /// account has TOTP turned on, a code (the next stdin line, BLINDFOLD_TOTP or a prompt).
+    DeleteAccount {
+        /// Confirm that the account, its profile and every item are to be destroyed.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show the account's security log, newest first: time (UTC), event and device.
+    SecurityLog,
+}
+
+/// The `totp` commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TotpCommand {
+    /// Turn TOTP on: prints the secret and its otpauth URI, asks the authenticator's current
+    /// code, and prints the backup codes once.
+    ///
+    /// The code comes from --password-stdin, BLINDFOLD_TOTP or a prompt.
+    Enable,
+    /// Turn TOTP off, the backup codes with it.
+    ///
+    /// Asks a current one-time code or a backup code (--password-stdin, BLINDFOLD_TOTP or a
+    /// prompt).
+    Disable,
 }
 
 /// The `items` commands.
@@ -140,7 +185,16 @@ impl fmt::Debug for ClientCommand {
             ClientCommand::Items(items) => f.debug_tuple("Items").field(items).finish(),
             ClientCommand::LogoutAll => f.write_str("LogoutAll"),
             ClientCommand::Password => f.write_str("Password"),
-            ClientCommand::Recover { .. } => f.write_str("Recover"),
+            ClientCommand::Recover { totp, .. } => f
+                .debug_struct("Recover")
+                .field("totp", &totp.as_ref().map(|_| "…"))
+                .finish(),
+            ClientCommand::Totp(totp) => f.debug_tuple("Totp").field(totp).finish(),
+            ClientCommand::BackupCodes => f.write_str("BackupCodes"),
+            ClientCommand::DeleteAccount { yes } => {
+                f.debug_struct("DeleteAccount").field("yes", yes).finish()
+            }
+            ClientCommand::SecurityLog => f.write_str("SecurityLog"),
         }
     }
 }

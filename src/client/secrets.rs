@@ -2,8 +2,8 @@
 //!
 //! In order: standard input when `--password-stdin` is given (one secret a line, in the order the
 //! command documents), else the command's environment variable (`BLINDFOLD_PASSWORD`,
-//! `BLINDFOLD_NEW_PASSWORD`, `BLINDFOLD_RECOVERY_KEY`), else a prompt without echo when standard
-//! input is a terminal. This module must never echo, print or log a secret; every secret it hands
+//! `BLINDFOLD_NEW_PASSWORD`, `BLINDFOLD_RECOVERY_KEY`, `BLINDFOLD_TOTP`), else a prompt without
+//! echo when standard input is a terminal. This module must never echo, print or log a secret; every secret it hands
 //! out is in a `Zeroizing` buffer.
 
 use std::io::{self, BufRead};
@@ -24,6 +24,8 @@ pub(crate) enum SecretKind {
     NewPassword,
     /// The recovery key shown at sign-up.
     RecoveryKey,
+    /// A second factor: the authenticator's current one-time code, or a backup code.
+    SecondFactor,
 }
 
 impl SecretKind {
@@ -32,6 +34,7 @@ impl SecretKind {
             SecretKind::Password | SecretKind::ChosenPassword => "BLINDFOLD_PASSWORD",
             SecretKind::NewPassword => "BLINDFOLD_NEW_PASSWORD",
             SecretKind::RecoveryKey => "BLINDFOLD_RECOVERY_KEY",
+            SecretKind::SecondFactor => "BLINDFOLD_TOTP",
         }
     }
 
@@ -40,6 +43,7 @@ impl SecretKind {
             SecretKind::Password | SecretKind::ChosenPassword => "password",
             SecretKind::NewPassword => "new password",
             SecretKind::RecoveryKey => "recovery key",
+            SecretKind::SecondFactor => "one-time code",
         }
     }
 
@@ -296,6 +300,31 @@ mod tests {
             *prompts.lock().unwrap(),
             vec!["Password: ", "Repeat the password: "]
         );
+    }
+
+    #[test]
+    fn a_second_factor_comes_from_blindfold_totp_or_one_prompt() {
+        let env = env_of(&[("BLINDFOLD_TOTP", "123456"), ("BLINDFOLD_PASSWORD", "pw")]);
+        let mut source = SecretSource::new(env, None, None);
+        assert_eq!(
+            source.read(SecretKind::SecondFactor).unwrap().as_str(),
+            "123456"
+        );
+
+        let (terminal, prompts) = terminal_answering(&["ABCD-EFGH"]);
+        let mut source = SecretSource::new(env_of(&[]), None, Some(terminal));
+        assert_eq!(
+            source.read(SecretKind::SecondFactor).unwrap().as_str(),
+            "ABCD-EFGH"
+        );
+        assert_eq!(
+            *prompts.lock().unwrap(),
+            vec!["One-time code: ".to_string()]
+        );
+
+        let mut source = SecretSource::new(env_of(&[]), None, None);
+        let missing = source.read(SecretKind::SecondFactor).unwrap_err();
+        assert!(missing.to_string().contains("BLINDFOLD_TOTP"));
     }
 
     #[test]
