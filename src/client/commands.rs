@@ -842,6 +842,17 @@ mod tests {
         env: &'static [(&'static str, &'static str)],
         command: ClientCommand,
     ) -> (Result<String, ClientError>, Vec<Seen>, tempfile::TempDir) {
+        run_with_stdin(responses, stored, env, None, command).await
+    }
+
+    /// As `run_against`, with `stdin` standing for standard input under --password-stdin.
+    async fn run_with_stdin(
+        responses: Vec<String>,
+        stored: Option<(&str, u64, u64)>,
+        env: &'static [(&'static str, &'static str)],
+        stdin: Option<&'static [u8]>,
+        command: ClientCommand,
+    ) -> (Result<String, ClientError>, Vec<Seen>, tempfile::TempDir) {
         let (server, seen) = fake_server(responses).await;
         let root = tempfile::tempdir().unwrap();
         let config = ConfigDir::open(root.path().to_path_buf()).unwrap();
@@ -864,7 +875,7 @@ mod tests {
         let mut ctx = Context {
             api: Api::new(server, &signer, CLOCK).unwrap(),
             config,
-            secrets: SecretSource::new(Box::new(lookup), None, None),
+            secrets: SecretSource::new(Box::new(lookup), stdin.map(stdin_of), None),
             clock: CLOCK,
         };
         let mut out = Vec::new();
@@ -873,6 +884,22 @@ mod tests {
         let seen = std::mem::take(&mut *seen.lock().unwrap());
         (printed, seen, root)
     }
+
+    fn stdin_of(bytes: &'static [u8]) -> Box<dyn io::BufRead> {
+        Box::new(io::Cursor::new(bytes))
+    }
+
+    fn sent(seen: &Seen) -> Value {
+        serde_json::from_slice(&seen.body).unwrap()
+    }
+
+    fn no_content() -> String {
+        answer("204 No Content", "", "text/plain", "")
+    }
+
+    const LOGGED_IN: Option<(&str, u64, u64)> = Some(("v1.tok", NOW + 600, NOW + 1_000));
+
+    const BACKUP_CODES: &str = r#"{"backup_codes":["AAAA-BBBB","CCCC-DDDD","EEEE-FFFF"]}"#;
 
     fn stored_session(root: &tempfile::TempDir) -> Option<Session> {
         ConfigDir::open(root.path().to_path_buf())
@@ -1014,6 +1041,290 @@ mod tests {
         assert!(refused.to_string().contains("item_not_found"));
         assert_eq!(refused.exit_class().code(), 1);
         assert_eq!(seen[0].line, "GET /v1/me/items/x%20y HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn login_asks_for_a_code_only_after_the_server_demands_one() {
+        let responses = vec![
+            problem("401 Unauthorized", "second_factor_required", None),
+            token_answer("v1.second", None),
+        ];
+        let env = &[("BLINDFOLD_PASSWORD", "pw"), ("BLINDFOLD_TOTP", " 123456 ")];
+        let command = ClientCommand::Login {
+            username: "alice".into(),
+            totp: None,
+        };
+        let (printed, seen, root) = run_against(responses, None, env, command).await;
+
+        assert_eq!(printed.unwrap(), "logged in as alice\n");
+        let first = serde_json::json!({"username": "alice", "password": "pw"});
+        let second = serde_json::json!({"username": "alice", "password": "pw", "totp": "123456"});
+        assert_eq!((sent(&seen[0]), sent(&seen[1])), (first, second));
+        assert_eq!(seen[1].line, "POST /v1/sessions HTTP/1.1");
+        assert_eq!(
+            stored_session(&root).unwrap().access_token.as_str(),
+            "v1.second"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_code_given_with_totp_goes_with_the_first_login_request() {
+        let responses = vec![token_answer("v1.tok", None)];
+        let env = &[("BLINDFOLD_PASSWORD", "pw"), ("BLINDFOLD_TOTP", "999999")];
+        let command = ClientCommand::Login {
+            username: "alice".into(),
+            totp: Some("654321".into()),
+        };
+        let (printed, seen, _root) = run_against(responses, None, env, command).await;
+        printed.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(sent(&seen[0])["totp"], "654321");
+    }
+
+    #[tokio::test]
+    async fn a_login_with_no_way_to_give_the_demanded_code_says_where_it_may_come_from() {
+        let responses = vec![problem("401 Unauthorized", "second_factor_required", None)];
+        let env = &[("BLINDFOLD_PASSWORD", "pw")];
+        let command = ClientCommand::Login {
+            username: "alice".into(),
+            totp: None,
+        };
+        let (printed, seen, root) = run_against(responses, None, env, command).await;
+        let refused = printed.unwrap_err();
+        assert!(matches!(
+            refused,
+            ClientError::MissingSecret {
+                variable: "BLINDFOLD_TOTP",
+                ..
+            }
+        ));
+        assert_eq!(seen.len(), 1);
+        assert!(stored_session(&root).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_at_login_is_not_asked_again_and_keeps_the_servers_code() {
+        let responses = vec![
+            problem("401 Unauthorized", "second_factor_required", None),
+            problem("401 Unauthorized", "invalid_second_factor", None),
+        ];
+        let env = &[("BLINDFOLD_PASSWORD", "pw"), ("BLINDFOLD_TOTP", "000000")];
+        let command = ClientCommand::Login {
+            username: "alice".into(),
+            totp: None,
+        };
+        let (printed, seen, _root) = run_against(responses, None, env, command).await;
+        let refused = printed.unwrap_err();
+        assert!(refused.to_string().contains("invalid_second_factor"));
+        assert_eq!(refused.exit_class().code(), 1);
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn recovery_reads_the_demanded_code_from_the_third_stdin_line() {
+        let answer = serde_json::json!({
+            "access_token": "v1.rec",
+            "token_type": "DPoP",
+            "expires_in": 900,
+            "session_expires_in": 43_000,
+            "recovery_key": "NEW-RECOVERY-KEY",
+        });
+        let responses = vec![
+            problem("401 Unauthorized", "second_factor_required", None),
+            ok(&answer.to_string(), None),
+        ];
+        let stdin: &[u8] = b"OLD-KEY\nnew password\nAAAA-BBBB\n";
+        let command = ClientCommand::Recover {
+            username: "alice".into(),
+            totp: None,
+        };
+        let (printed, seen, _root) =
+            run_with_stdin(responses, None, &[], Some(stdin), command).await;
+
+        assert_eq!(printed.unwrap().matches("NEW-RECOVERY-KEY").count(), 1);
+        let expected = serde_json::json!({
+            "username": "alice",
+            "recovery_key": "OLD-KEY",
+            "new_password": "new password",
+            "totp": "AAAA-BBBB",
+        });
+        assert_eq!(sent(&seen[1]), expected);
+        assert!(sent(&seen[0]).get("totp").is_none());
+    }
+
+    #[tokio::test]
+    async fn enabling_totp_shows_the_secret_then_confirms_the_code_and_prints_the_backup_codes_once()
+     {
+        let begun = r#"{"secret":"JBSWY3DPEHPK3PXP","otpauth_uri":"otpauth://totp/blindfold:alice?secret=JBSWY3DPEHPK3PXP","enrollment":"sealed-blob"}"#;
+        let responses = vec![ok(begun, None), ok(BACKUP_CODES, None)];
+        let env = &[("BLINDFOLD_TOTP", "123456\n")];
+        let command = ClientCommand::Totp(TotpCommand::Enable);
+        let (printed, seen, _root) = run_against(responses, LOGGED_IN, env, command).await;
+
+        let printed = printed.unwrap();
+        assert!(printed.starts_with("TOTP secret: JBSWY3DPEHPK3PXP\notpauth URI: otpauth://"));
+        for code in ["AAAA-BBBB", "CCCC-DDDD", "EEEE-FFFF"] {
+            assert_eq!(printed.matches(code).count(), 1, "{code}");
+        }
+        assert!(printed.contains("shown only\nthis once"));
+        assert!(!printed.contains("v1.tok") && !printed.contains("sealed-blob"));
+
+        assert_eq!(seen[0].line, "POST /v1/me/totp HTTP/1.1");
+        assert!(seen[0].body.is_empty());
+        assert_eq!(seen[1].line, "POST /v1/me/totp/confirm HTTP/1.1");
+        assert_eq!(seen[1].header("authorization"), Some("DPoP v1.tok"));
+        let expected = serde_json::json!({"enrollment": "sealed-blob", "code": "123456"});
+        assert_eq!(sent(&seen[1]), expected);
+    }
+
+    #[tokio::test]
+    async fn enabling_totp_when_it_is_on_says_so_without_asking_a_code() {
+        let responses = vec![problem("409 Conflict", "conflict", None)];
+        let command = ClientCommand::Totp(TotpCommand::Enable);
+        let (printed, seen, _root) = run_against(responses, LOGGED_IN, &[], command).await;
+        let refused = printed.unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "server refused (409 conflict): TOTP is already on for this account"
+        );
+        assert_eq!(seen.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_while_enabling_totp_prints_no_backup_codes() {
+        let begun = r#"{"secret":"JBSWY3DPEHPK3PXP","otpauth_uri":"otpauth://x","enrollment":"e"}"#;
+        let responses = vec![
+            ok(begun, None),
+            problem("401 Unauthorized", "invalid_second_factor", None),
+        ];
+        let env = &[("BLINDFOLD_TOTP", "000000")];
+        let command = ClientCommand::Totp(TotpCommand::Enable);
+        let (printed, _, _root) = run_against(responses, LOGGED_IN, env, command).await;
+        assert!(
+            printed
+                .unwrap_err()
+                .to_string()
+                .contains("invalid_second_factor")
+        );
+    }
+
+    #[tokio::test]
+    async fn disabling_totp_sends_the_code_and_says_when_totp_was_off() {
+        let env = &[("BLINDFOLD_TOTP", "AAAA-BBBB")];
+        let command = || ClientCommand::Totp(TotpCommand::Disable);
+        let (printed, seen, _root) =
+            run_against(vec![no_content()], LOGGED_IN, env, command()).await;
+        assert_eq!(
+            printed.unwrap(),
+            "TOTP is off; the backup codes no longer work\n"
+        );
+        assert_eq!(seen[0].line, "DELETE /v1/me/totp HTTP/1.1");
+        assert_eq!(sent(&seen[0]), serde_json::json!({"code": "AAAA-BBBB"}));
+
+        let responses = vec![problem("404 Not Found", "not_found", None)];
+        let (printed, _, _root) = run_against(responses, LOGGED_IN, env, command()).await;
+        assert!(printed.unwrap_err().to_string().contains("TOTP is not on"));
+    }
+
+    #[tokio::test]
+    async fn new_backup_codes_are_asked_with_a_code_and_printed_once() {
+        let responses = vec![ok(BACKUP_CODES, None)];
+        let stdin: &[u8] = b"123456\n";
+        let command = ClientCommand::BackupCodes;
+        let (printed, seen, _root) =
+            run_with_stdin(responses, LOGGED_IN, &[], Some(stdin), command).await;
+        let printed = printed.unwrap();
+        assert!(printed.starts_with("new backup codes made; the old ones no longer work\n"));
+        assert_eq!(printed.matches("CCCC-DDDD").count(), 1);
+        assert_eq!(seen[0].line, "POST /v1/me/backup-codes HTTP/1.1");
+        assert_eq!(sent(&seen[0]), serde_json::json!({"code": "123456"}));
+    }
+
+    #[tokio::test]
+    async fn an_empty_set_of_backup_codes_is_not_taken_as_success() {
+        let responses = vec![ok(r#"{"backup_codes":[]}"#, None)];
+        let env = &[("BLINDFOLD_TOTP", "123456")];
+        let (printed, _, _root) =
+            run_against(responses, LOGGED_IN, env, ClientCommand::BackupCodes).await;
+        assert!(matches!(printed, Err(ClientError::Protocol(_))));
+    }
+
+    #[tokio::test]
+    async fn account_deletion_without_yes_explains_and_sends_nothing() {
+        let env = &[("BLINDFOLD_PASSWORD", "pw")];
+        let command = ClientCommand::DeleteAccount { yes: false };
+        let (printed, seen, root) = run_against(vec![], LOGGED_IN, env, command).await;
+        let refused = printed.unwrap_err();
+        assert_eq!(refused.exit_class().code(), 2);
+        assert!(refused.to_string().contains("cannot be undone"));
+        assert!(refused.to_string().contains("--yes"));
+        assert!(seen.is_empty());
+        assert!(stored_session(&root).is_some());
+    }
+
+    #[tokio::test]
+    async fn account_deletion_sends_the_password_then_the_demanded_code_and_forgets_the_session() {
+        let responses = vec![
+            problem("401 Unauthorized", "second_factor_required", None),
+            no_content(),
+        ];
+        let stdin: &[u8] = b"my password\nEEEE-FFFF\n";
+        let command = ClientCommand::DeleteAccount { yes: true };
+        let (printed, seen, root) =
+            run_with_stdin(responses, LOGGED_IN, &[], Some(stdin), command).await;
+
+        let printed = printed.unwrap();
+        assert!(printed.starts_with("account deleted"));
+        assert!(!printed.contains("my password"));
+        assert_eq!(seen[0].line, "DELETE /v1/me HTTP/1.1");
+        assert_eq!(
+            sent(&seen[0]),
+            serde_json::json!({"password": "my password"})
+        );
+        let with_code = serde_json::json!({"password": "my password", "totp": "EEEE-FFFF"});
+        assert_eq!(sent(&seen[1]), with_code);
+        assert_eq!(seen[1].header("authorization"), Some("DPoP v1.tok"));
+        assert!(stored_session(&root).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_account_deletion_keeps_the_session() {
+        let responses = vec![problem("401 Unauthorized", "invalid_credentials", None)];
+        let env = &[
+            ("BLINDFOLD_PASSWORD", "wrong"),
+            ("BLINDFOLD_TOTP", "123456"),
+        ];
+        let command = ClientCommand::DeleteAccount { yes: true };
+        let (printed, seen, root) = run_against(responses, LOGGED_IN, env, command).await;
+        assert!(
+            printed
+                .unwrap_err()
+                .to_string()
+                .contains("invalid_credentials")
+        );
+        assert_eq!(seen.len(), 1);
+        assert!(stored_session(&root).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_security_log_prints_as_a_table_newest_first() {
+        let log = r#"{"entries":[
+            {"at":1700000000,"event":"totp_enabled","device":"k3J9x2"},
+            {"at":951782400,"event":"login","device":"Qw7pLm"}]}"#;
+        let responses = vec![ok(log, None)];
+        let (printed, seen, _root) =
+            run_against(responses, LOGGED_IN, &[], ClientCommand::SecurityLog).await;
+        let printed = printed.unwrap();
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines[0], "TIME                     EVENT         DEVICE");
+        assert_eq!(lines[1], "2023-11-14 22:13:20 UTC  totp_enabled  k3J9x2");
+        assert_eq!(lines[2], "2000-02-29 00:00:00 UTC  login         Qw7pLm");
+        assert_eq!(seen[0].line, "GET /v1/me/security-log HTTP/1.1");
+    }
+
+    #[test]
+    fn an_empty_security_log_says_so() {
+        assert_eq!(security_table(&[]), "no entries");
     }
 
     #[test]
