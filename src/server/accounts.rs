@@ -63,7 +63,7 @@ pub(crate) struct Recover {
 pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body: SignUp = parse_json(req)?;
     let proof = app.device_proof(req, None)?;
-    app.limit_credentials(req, None)?;
+    app.limit_address(req)?;
 
     let username = username::normalize(&body.username)
         .map_err(|_| ApiError::InvalidRequest("The username is not valid."))?;
@@ -102,10 +102,10 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
 pub(crate) async fn log_in(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body: LogIn = parse_json(req)?;
     let proof = app.device_proof(req, None)?;
-    app.limit_credentials(req, None)?;
+    app.limit_address(req)?;
 
     let handle = app.login_handle(&body.username).await?;
-    app.limit_credentials(req, Some(&handle))?;
+    app.limit_handle(&handle)?;
     let record = app.account(&handle)?;
 
     let password = Password::from(body.password.expose_secret());
@@ -154,10 +154,10 @@ pub(crate) async fn refresh(app: &App, req: &Request) -> Result<Response, ApiErr
 pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body: Recover = parse_json(req)?;
     let proof = app.device_proof(req, None)?;
-    app.limit_credentials(req, None)?;
+    app.limit_address(req)?;
 
     let handle = app.login_handle(&body.username).await?;
-    app.limit_credentials(req, Some(&handle))?;
+    app.limit_handle(&handle)?;
     let recovery_key = RecoveryKey::parse(body.recovery_key.expose_secret())
         .map_err(|_| ApiError::InvalidRequest("The recovery key is not in the expected format."))?;
     let new_password = checked_new_password(body.new_password.expose_secret())?;

@@ -110,23 +110,22 @@ impl App {
         })
     }
 
-    /// Takes one credential attempt from the client address's budget and, if given, the
-    /// handle's. A handle is limited whether or not an account has it.
-    pub(crate) fn limit_credentials(&self, req: &Request, handle: Option<&Handle>) -> Result<(), ApiError> {
-        let now_ms = self.clock.now_ms();
-        if let Some(address) = req.remote.map(|a| client_key(a.ip())) {
-            self.per_address.check(&address, now_ms).map_err(|wait| {
-                tracing::info!(scope = "address", "rate.limited");
-                ApiError::RateLimited(wait)
-            })?;
-        }
-        if let Some(handle) = handle {
-            self.per_handle.check(handle, now_ms).map_err(|wait| {
-                tracing::info!(scope = "handle", "rate.limited");
-                ApiError::RateLimited(wait)
-            })?;
-        }
-        Ok(())
+    /// Takes one credential attempt (sign-up, log-in, recovery) from the client address's budget.
+    pub(crate) fn limit_address(&self, req: &Request) -> Result<(), ApiError> {
+        let Some(address) = req.remote.map(|a| client_key(a.ip())) else { return Ok(()) };
+        self.per_address.check(&address, self.clock.now_ms()).map_err(|wait| {
+            tracing::info!(scope = "address", "rate.limited");
+            ApiError::RateLimited(wait)
+        })
+    }
+
+    /// Takes one credential attempt from the handle's budget, whether or not an account has the
+    /// handle: throttling says nothing about which names exist.
+    pub(crate) fn limit_handle(&self, handle: &Handle) -> Result<(), ApiError> {
+        self.per_handle.check(handle, self.clock.now_ms()).map_err(|wait| {
+            tracing::info!(scope = "handle", "rate.limited");
+            ApiError::RateLimited(wait)
+        })
     }
 }
 
