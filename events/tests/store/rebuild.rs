@@ -17,6 +17,7 @@ enum Op {
     Revoke { account: u8 },
     Recover { account: u8 },
     DeleteAccount { account: u8 },
+    SecondFactor { account: u8, kind: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -30,7 +31,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(account, revoke)| Op::Password { account, revoke }),
         1 => account.clone().prop_map(|account| Op::Revoke { account }),
         1 => account.clone().prop_map(|account| Op::Recover { account }),
-        1 => account.prop_map(|account| Op::DeleteAccount { account }),
+        1 => account.clone().prop_map(|account| Op::DeleteAccount { account }),
+        2 => (account, 0u8..6).prop_map(|(account, kind)| Op::SecondFactor { account, kind }),
     ]
 }
 
@@ -43,7 +45,8 @@ impl Op {
             | Op::Password { account, .. }
             | Op::Revoke { account }
             | Op::Recover { account }
-            | Op::DeleteAccount { account } => *account,
+            | Op::DeleteAccount { account }
+            | Op::SecondFactor { account, .. } => *account,
         }
     }
 
@@ -67,7 +70,28 @@ impl Op {
                 wrapped_user_key_recovery: vec![8; 60],
             },
             Op::DeleteAccount { .. } => return None,
+            Op::SecondFactor { kind, .. } => second_factor_event(kind),
         })
+    }
+}
+
+/// One of the second-factor and security-log events, by number.
+fn second_factor_event(kind: u8) -> Event {
+    match kind {
+        0 => Event::TotpEnabled {
+            sealed_secret: vec![kind; 48],
+            backup_codes: vec![[1; 32], [2; 32]],
+            step: 7,
+        },
+        1 => Event::TotpDisabled,
+        2 => Event::TotpStepUsed { step: 9 },
+        3 => Event::BackupCodesReplaced {
+            backup_codes: vec![[3; 32]; 10],
+        },
+        4 => Event::BackupCodeUsed { digest: [1; 32] },
+        _ => Event::SecurityLogged {
+            sealed_entry: vec![kind; 90],
+        },
     }
 }
 
