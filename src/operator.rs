@@ -18,12 +18,22 @@ use crate::server::{ServerConfig, SystemClock};
 #[derive(Clone, Debug, clap::Args)]
 pub struct StoreArgs {
     /// The data directory (created on first start).
-    #[arg(long = "data", env = "BLINDFOLD_DATA", default_value = "blindfold-data", value_name = "DIR")]
+    #[arg(
+        long = "data",
+        env = "BLINDFOLD_DATA",
+        default_value = "blindfold-data",
+        value_name = "DIR"
+    )]
     pub data: PathBuf,
 
     /// The keyring file holding the master secret (created with mode 0600 on first start).
     /// Ignored when BLINDFOLD_MASTER_KEY is set. Must not be inside the data directory.
-    #[arg(long, env = "BLINDFOLD_KEYRING", default_value = "blindfold.keyring", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "BLINDFOLD_KEYRING",
+        default_value = "blindfold.keyring",
+        value_name = "FILE"
+    )]
     pub keyring: PathBuf,
 
     /// Key id of the token key that seals new tokens; tokens sealed with the previous id still
@@ -97,17 +107,32 @@ impl ServeArgs {
         let defaults = ServerConfig::default();
         ServerConfig {
             listen: self.listen,
-            public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned(),
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.listen))
+                .trim_end_matches('/')
+                .to_owned(),
             token_ttl: self.token_ttl,
             session_ttl: self.session_ttl,
             dpop_window: self.dpop_window,
             dpop_nonces: self.dpop_nonces,
-            kdf_params: KdfParams { m_cost_kib: self.kdf_memory_kib, t_cost: self.kdf_iterations, p_cost: 1 },
+            kdf_params: KdfParams {
+                m_cost_kib: self.kdf_memory_kib,
+                t_cost: self.kdf_iterations,
+                p_cost: 1,
+            },
             kdf_workers: self.kdf_workers.unwrap_or(defaults.kdf_workers),
             kdf_queue: self.kdf_queue.unwrap_or(defaults.kdf_queue),
             max_item_bytes: self.max_item_bytes,
-            limit_per_address: Limit { burst: self.rate_per_address, per_minute: self.rate_per_address },
-            limit_per_handle: Limit { burst: self.rate_per_username, per_minute: self.rate_per_username },
+            limit_per_address: Limit {
+                burst: self.rate_per_address,
+                per_minute: self.rate_per_address,
+            },
+            limit_per_handle: Limit {
+                burst: self.rate_per_username,
+                per_minute: self.rate_per_username,
+            },
             ..defaults
         }
     }
@@ -130,22 +155,26 @@ pub enum OperatorError {
 /// The server keys, from `BLINDFOLD_MASTER_KEY` or the keyring file (created on first start).
 pub fn load_keys(args: &StoreArgs) -> Result<ServerKeys, OperatorError> {
     let master = match std::env::var("BLINDFOLD_MASTER_KEY") {
-        Ok(encoded) => MasterSecret::from_base64(encoded.trim()).map_err(|e| OperatorError::Keyring(e.to_string()))?,
+        Ok(encoded) => MasterSecret::from_base64(encoded.trim())
+            .map_err(|e| OperatorError::Keyring(e.to_string()))?,
         Err(_) => {
             refuse_keyring_inside(&args.keyring, &args.data)?;
-            let (master, created) = MasterSecret::load_or_create(&args.keyring).map_err(|e| OperatorError::Keyring(e.to_string()))?;
+            let (master, created) = MasterSecret::load_or_create(&args.keyring)
+                .map_err(|e| OperatorError::Keyring(e.to_string()))?;
             if created {
                 tracing::info!(path = %args.keyring.display(), "keyring.created");
             }
             master
         }
     };
-    ServerKeys::derive(&master, args.token_key_id).map_err(|e| OperatorError::Keyring(e.to_string()))
+    ServerKeys::derive(&master, args.token_key_id)
+        .map_err(|e| OperatorError::Keyring(e.to_string()))
 }
 
 /// Opens the event store in the data directory (created on first start).
 pub fn open_store(args: &StoreArgs, keys: &ServerKeys) -> Result<Arc<FjallStore>, OperatorError> {
-    let store = FjallStore::open(&args.data, keys.storage.clone()).map_err(|e| OperatorError::Store(e.to_string()))?;
+    let store = FjallStore::open(&args.data, keys.storage.clone())
+        .map_err(|e| OperatorError::Store(e.to_string()))?;
     tracing::info!(path = %args.data.display(), "store.opened");
     Ok(Arc::new(store))
 }
@@ -169,7 +198,9 @@ pub fn rebuild(args: StoreArgs) -> Result<(), OperatorError> {
     let keys = load_keys(&args)?;
     let store = open_store(&args, &keys)?;
     let started = std::time::Instant::now();
-    let report = store.rebuild().map_err(|e| OperatorError::Store(e.to_string()))?;
+    let report = store
+        .rebuild()
+        .map_err(|e| OperatorError::Store(e.to_string()))?;
     println!(
         "rebuilt {} accounts from {} events in {:.2?} ({} corrupt streams skipped)",
         report.accounts,
@@ -184,7 +215,9 @@ pub fn rebuild(args: StoreArgs) -> Result<(), OperatorError> {
 fn refuse_keyring_inside(keyring: &Path, data: &Path) -> Result<(), OperatorError> {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     if absolute(keyring).starts_with(absolute(data)) {
-        return Err(OperatorError::Keyring("the keyring must not be inside the data directory".into()));
+        return Err(OperatorError::Keyring(
+            "the keyring must not be inside the data directory".into(),
+        ));
     }
     Ok(())
 }
@@ -193,13 +226,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

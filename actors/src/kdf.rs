@@ -158,7 +158,10 @@ impl KdfPool {
         let _outstanding = Outstanding(&self.outstanding, load);
 
         let worker = slot.get().ok_or(KdfError::Unavailable)?;
-        match worker.call(|reply| KdfMessage::Derive(job, reply), None).await {
+        match worker
+            .call(|reply| KdfMessage::Derive(job, reply), None)
+            .await
+        {
             Ok(ractor::rpc::CallResult::Success(result)) => result,
             _ => Err(KdfError::Unavailable),
         }

@@ -51,7 +51,11 @@ impl Actor for LedgerActor {
         _myself: ActorRef<Self::Msg>,
         store: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(LedgerState { store, pending: Vec::new(), flush_scheduled: false })
+        Ok(LedgerState {
+            store,
+            pending: Vec::new(),
+            flush_scheduled: false,
+        })
     }
 
     async fn handle(
@@ -72,7 +76,8 @@ impl Actor for LedgerActor {
             LedgerMessage::Delete(handle, reply) => {
                 flush(state).await?;
                 let store = Arc::clone(&state.store);
-                let result = tokio::task::spawn_blocking(move || store.delete_stream(&handle)).await?;
+                let result =
+                    tokio::task::spawn_blocking(move || store.delete_stream(&handle)).await?;
                 let _ = reply.send(result);
             }
             LedgerMessage::Fail => return Err("injected failure".into()),
@@ -84,7 +89,8 @@ impl Actor for LedgerActor {
 /// Writes every pending append in one durable batch, then answers each.
 async fn flush(state: &mut LedgerState) -> Result<(), ActorProcessingErr> {
     state.flush_scheduled = false;
-    let (appends, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut state.pending).into_iter().unzip();
+    let (appends, replies): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut state.pending).into_iter().unzip();
     if appends.is_empty() {
         return Ok(());
     }
@@ -120,7 +126,10 @@ impl Ledger {
     /// Appends durably: returns the stream's new version once the batch holding it is on disk.
     pub async fn append(&self, append: Append) -> Result<u64, LedgerError> {
         let actor = self.slot.get().ok_or(LedgerError::Unavailable)?;
-        match actor.call(|reply| LedgerMessage::Append(append, reply), None).await {
+        match actor
+            .call(|reply| LedgerMessage::Append(append, reply), None)
+            .await
+        {
             Ok(ractor::rpc::CallResult::Success(result)) => Ok(result?),
             _ => Err(LedgerError::Unavailable),
         }
@@ -129,7 +138,10 @@ impl Ledger {
     /// Deletes a stream (an account) durably: its key, its events and its projections.
     pub async fn delete(&self, handle: Handle) -> Result<(), LedgerError> {
         let actor = self.slot.get().ok_or(LedgerError::Unavailable)?;
-        match actor.call(|reply| LedgerMessage::Delete(handle, reply), None).await {
+        match actor
+            .call(|reply| LedgerMessage::Delete(handle, reply), None)
+            .await
+        {
             Ok(ractor::rpc::CallResult::Success(result)) => Ok(result?),
             _ => Err(LedgerError::Unavailable),
         }

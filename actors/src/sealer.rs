@@ -26,7 +26,11 @@ pub enum SealerMessage {
     /// Seal a token.
     Seal(Box<TokenClaims>, RpcReplyPort<Result<String, TokenError>>),
     /// Open a token at time `now`.
-    Open(String, u64, RpcReplyPort<Result<Box<TokenClaims>, TokenError>>),
+    Open(
+        String,
+        u64,
+        RpcReplyPort<Result<Box<TokenClaims>, TokenError>>,
+    ),
     /// Fail on purpose, so supervision can be exercised.
     #[doc(hidden)]
     Fail,
@@ -94,12 +98,17 @@ impl Sealer {
 
     /// The blind handle of a normalized username.
     pub async fn handle(&self, username: Username) -> Result<Handle, SealerUnavailable> {
-        self.ask(|reply| SealerMessage::Handle(username, reply)).await
+        self.ask(|reply| SealerMessage::Handle(username, reply))
+            .await
     }
 
     /// Seals a token.
-    pub async fn seal(&self, claims: TokenClaims) -> Result<Result<String, TokenError>, SealerUnavailable> {
-        self.ask(|reply| SealerMessage::Seal(Box::new(claims), reply)).await
+    pub async fn seal(
+        &self,
+        claims: TokenClaims,
+    ) -> Result<Result<String, TokenError>, SealerUnavailable> {
+        self.ask(|reply| SealerMessage::Seal(Box::new(claims), reply))
+            .await
     }
 
     /// Opens a token, refusing it if expired at `now`.
@@ -108,6 +117,7 @@ impl Sealer {
         token: String,
         now: u64,
     ) -> Result<Result<Box<TokenClaims>, TokenError>, SealerUnavailable> {
-        self.ask(|reply| SealerMessage::Open(token, now, reply)).await
+        self.ask(|reply| SealerMessage::Open(token, now, reply))
+            .await
     }
 }

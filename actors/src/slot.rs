@@ -12,12 +12,17 @@ pub(crate) struct Slot<M: ractor::Message> {
 
 impl<M: ractor::Message> Slot<M> {
     pub(crate) fn empty() -> Self {
-        Self { current: RwLock::new(None) }
+        Self {
+            current: RwLock::new(None),
+        }
     }
 
     /// The live actor, if one is running.
     pub(crate) fn get(&self) -> Option<ActorRef<M>> {
-        self.current.read().map(|guard| guard.clone()).unwrap_or(None)
+        self.current
+            .read()
+            .map(|guard| guard.clone())
+            .unwrap_or(None)
     }
 
     pub(crate) fn set(&self, actor: ActorRef<M>) {

@@ -71,9 +71,18 @@ impl Actors {
     pub async fn start(setup: ActorSetup) -> Result<Arc<Actors>, ActorProcessingErr> {
         let pepper = Arc::new(setup.pepper);
         let actors = Arc::new(Actors {
-            kdf: KdfPool::new(setup.kdf_workers, setup.kdf_queue, Arc::clone(&pepper), setup.decoy),
-            sealer: Sealer { slot: crate::slot::Slot::empty() },
-            ledger: Ledger { slot: crate::slot::Slot::empty() },
+            kdf: KdfPool::new(
+                setup.kdf_workers,
+                setup.kdf_queue,
+                Arc::clone(&pepper),
+                setup.decoy,
+            ),
+            sealer: Sealer {
+                slot: crate::slot::Slot::empty(),
+            },
+            ledger: Ledger {
+                slot: crate::slot::Slot::empty(),
+            },
             supervisor: std::sync::OnceLock::new(),
             restarts: std::sync::atomic::AtomicU64::new(0),
         });
@@ -93,9 +102,22 @@ impl Actors {
     #[doc(hidden)]
     pub fn fail(&self, role: Role) {
         let _ = match role {
-            Role::KdfWorker(n) => self.kdf.workers.get(n).and_then(|s| s.get()).map(|a| a.send_message(KdfMessage::Fail).is_ok()),
-            Role::Sealer => self.sealer.slot.get().map(|a| a.send_message(SealerMessage::Fail).is_ok()),
-            Role::Ledger => self.ledger.slot.get().map(|a| a.send_message(LedgerMessage::Fail).is_ok()),
+            Role::KdfWorker(n) => self
+                .kdf
+                .workers
+                .get(n)
+                .and_then(|s| s.get())
+                .map(|a| a.send_message(KdfMessage::Fail).is_ok()),
+            Role::Sealer => self
+                .sealer
+                .slot
+                .get()
+                .map(|a| a.send_message(SealerMessage::Fail).is_ok()),
+            Role::Ledger => self
+                .ledger
+                .slot
+                .get()
+                .map(|a| a.send_message(LedgerMessage::Fail).is_ok()),
         };
     }
 
@@ -141,10 +163,15 @@ impl Actor for Supervisor {
             SupervisionEvent::ActorTerminated(cell, _, _) => cell,
             _ => return Ok(()),
         };
-        let Some(role) = role_of(&cell, &state.actors) else { return Ok(()) };
+        let Some(role) = role_of(&cell, &state.actors) else {
+            return Ok(());
+        };
 
         start(&myself, state, role).await?;
-        state.actors.restarts.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        state
+            .actors
+            .restarts
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         tracing::warn!(actor = ?role, "actor.restarted");
         Ok(())
     }
@@ -159,7 +186,12 @@ fn role_of(cell: &ActorCell, actors: &Actors) -> Option<Role> {
     if actors.ledger.slot.holds(id) {
         return Some(Role::Ledger);
     }
-    actors.kdf.workers.iter().position(|slot| slot.holds(id)).map(Role::KdfWorker)
+    actors
+        .kdf
+        .workers
+        .iter()
+        .position(|slot| slot.holds(id))
+        .map(Role::KdfWorker)
 }
 
 /// Starts (or restarts) the actor of `role`, linked to the supervisor, and publishes it.

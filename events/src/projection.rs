@@ -141,8 +141,15 @@ fn changed(mut record: AccountRecord, recorded: &RecordedEvent) -> Option<Accoun
             record.epoch = record.epoch.saturating_add(1);
         }
         Event::ItemPut { .. } | Event::ItemDeleted { .. } => {}
-        Event::TotpEnabled { sealed_secret, backup_codes, step } => {
-            record.totp = Some(TotpState { sealed_secret: sealed_secret.clone(), last_used_step: *step });
+        Event::TotpEnabled {
+            sealed_secret,
+            backup_codes,
+            step,
+        } => {
+            record.totp = Some(TotpState {
+                sealed_secret: sealed_secret.clone(),
+                last_used_step: *step,
+            });
             record.backup_codes.clone_from(backup_codes);
         }
         Event::TotpDisabled => {

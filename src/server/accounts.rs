@@ -16,11 +16,11 @@ use blindfold_actors::crypto::username;
 use blindfold_actors::kdf::{DeriveJob, KdfError};
 use blindfold_actors::ledger::LedgerError;
 use blindfold_events::{AccountRecord, Append, Event, Handle, KdfParams, PasswordWrap, StoreError};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use warp::http::StatusCode;
 use warp::reply::Response;
-use secrecy::{ExposeSecret, SecretString};
 
 use super::App;
 use super::problem::ApiError;
@@ -81,8 +81,12 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
     let recovery_wrap = app.recovery_wrap(&handle, &user_key, &recovery_key)?;
 
     let event = Event::AccountCreated {
-        sealed_username: user_key.seal(Purpose::Username, &handle, &[], body.username.as_bytes()).map_err(internal)?,
-        sealed_profile: user_key.seal(Purpose::Profile, &handle, &[], profile.as_bytes()).map_err(internal)?,
+        sealed_username: user_key
+            .seal(Purpose::Username, &handle, &[], body.username.as_bytes())
+            .map_err(internal)?,
+        sealed_profile: user_key
+            .seal(Purpose::Profile, &handle, &[], profile.as_bytes())
+            .map_err(internal)?,
         password: password_wrap,
         wrapped_user_key_recovery: recovery_wrap,
     };
@@ -92,7 +96,14 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
     };
 
     tracing::info!("signup.succeeded");
-    let grant = Grant::fresh(app, handle, &user_key, 0, &proof, LoginMethod::Password.into());
+    let grant = Grant::fresh(
+        app,
+        handle,
+        &user_key,
+        0,
+        &proof,
+        LoginMethod::Password.into(),
+    );
     let mut body = app.issue(grant).await?;
     body["recovery_key"] = serde_json::Value::String(recovery_key.display().to_string());
     Ok(json(StatusCode::CREATED, &body))
@@ -109,7 +120,9 @@ pub(crate) async fn log_in(app: &App, req: &Request) -> Result<Response, ApiErro
     let record = app.account(&handle)?;
 
     let password = Password::from(body.password.expose_secret());
-    let unwrapped = app.check_password(&handle, record.as_ref(), &password).await?;
+    let unwrapped = app
+        .check_password(&handle, record.as_ref(), &password)
+        .await?;
     let (Some(record), Some(user_key)) = (record, unwrapped) else {
         tracing::info!("login.failed");
         return Err(ApiError::InvalidCredentials);
@@ -117,15 +130,33 @@ pub(crate) async fn log_in(app: &App, req: &Request) -> Result<Response, ApiErro
 
     let device = proof.thumbprint.short();
     let code = body.totp.as_ref().map(|code| code.expose_secret());
-    let signed_in = app.complete_sign_in(&handle, record, &user_key, code, &device, Vec::new(), "login").await?;
+    let signed_in = app
+        .complete_sign_in(
+            &handle,
+            record,
+            &user_key,
+            code,
+            &device,
+            Vec::new(),
+            "login",
+        )
+        .await?;
 
     if signed_in.record.password.params != app.config.kdf_params {
-        app.upgrade_params(&handle, &signed_in.record, &user_key, password).await;
+        app.upgrade_params(&handle, &signed_in.record, &user_key, password)
+            .await;
     }
 
     tracing::info!("login.succeeded");
     let methods = Methods::from(LoginMethod::Password).with(signed_in.second_factor);
-    let grant = Grant::fresh(app, handle, &user_key, signed_in.record.epoch, &proof, methods);
+    let grant = Grant::fresh(
+        app,
+        handle,
+        &user_key,
+        signed_in.record.epoch,
+        &proof,
+        methods,
+    );
     Ok(json(StatusCode::OK, &app.issue(grant).await?))
 }
 
@@ -164,11 +195,16 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
 
     let record = app.account(&handle)?.ok_or(ApiError::InvalidCredentials)?;
     let wrapping_key = app.actors.kdf.recovery_wrapping_key(&recovery_key);
-    let user_key = user_key::unwrap_user_key(&wrapping_key, &record.wrapped_user_key_recovery, &handle, LoginMethod::Recovery)
-        .map_err(|_| {
-            tracing::info!("recovery.failed");
-            ApiError::InvalidCredentials
-        })?;
+    let user_key = user_key::unwrap_user_key(
+        &wrapping_key,
+        &record.wrapped_user_key_recovery,
+        &handle,
+        LoginMethod::Recovery,
+    )
+    .map_err(|_| {
+        tracing::info!("recovery.failed");
+        ApiError::InvalidCredentials
+    })?;
 
     // Checked before the derivation so a missing second factor costs no Argon2 run; checked
     // again, and spent, when the recovery is recorded.
@@ -176,23 +212,46 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
     let device = proof.thumbprint.short();
     if record.totp.is_some() {
         let code = code.ok_or(ApiError::SecondFactorRequired)?;
-        if app.check_second_factor(&handle, &record, &user_key, code).is_none() {
-            app.log_failed_second_factor(&handle, &record, &user_key, &device).await;
+        if app
+            .check_second_factor(&handle, &record, &user_key, code)
+            .is_none()
+        {
+            app.log_failed_second_factor(&handle, &record, &user_key, &device)
+                .await;
             return Err(ApiError::InvalidSecondFactor);
         }
     }
 
-    let password = app.new_password_wrap(&handle, &user_key, new_password).await?;
+    let password = app
+        .new_password_wrap(&handle, &user_key, new_password)
+        .await?;
     let next_recovery_key = RecoveryKey::generate().map_err(internal)?;
     let event = Event::Recovered {
         password,
         wrapped_user_key_recovery: app.recovery_wrap(&handle, &user_key, &next_recovery_key)?,
     };
-    let signed_in = app.complete_sign_in(&handle, record, &user_key, code, &device, vec![event], "recovery").await?;
+    let signed_in = app
+        .complete_sign_in(
+            &handle,
+            record,
+            &user_key,
+            code,
+            &device,
+            vec![event],
+            "recovery",
+        )
+        .await?;
 
     tracing::info!("recovery.succeeded");
     let methods = Methods::from(LoginMethod::Recovery).with(signed_in.second_factor);
-    let grant = Grant::fresh(app, handle, &user_key, signed_in.record.epoch, &proof, methods);
+    let grant = Grant::fresh(
+        app,
+        handle,
+        &user_key,
+        signed_in.record.epoch,
+        &proof,
+        methods,
+    );
     let mut body = app.issue(grant).await?;
     body["recovery_key"] = serde_json::Value::String(next_recovery_key.display().to_string());
     Ok(json(StatusCode::OK, &body))
@@ -216,7 +275,14 @@ pub(crate) struct Grant {
 
 impl Grant {
     /// A grant opening a new session for the device that made `proof`.
-    pub(crate) fn fresh(app: &App, handle: Handle, user_key: &UserKey, epoch: u64, proof: &VerifiedProof, methods: Methods) -> Grant {
+    pub(crate) fn fresh(
+        app: &App,
+        handle: Handle,
+        user_key: &UserKey,
+        epoch: u64,
+        proof: &VerifiedProof,
+        methods: Methods,
+    ) -> Grant {
         Grant {
             handle,
             user_key: UserKey::from_bytes(*user_key.expose()),
@@ -251,7 +317,9 @@ impl App {
             Ok(Err(error)) => return Err(internal(error)),
             Err(_) => return Err(ApiError::Overloaded(Duration::from_secs(1))),
         };
-        self.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .tokens_issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(serde_json::json!({
             "access_token": token,
             "token_type": "DPoP",
@@ -262,7 +330,11 @@ impl App {
 
     /// The handle of a normalized username, from the sealer.
     pub(crate) async fn handle(&self, username: username::Username) -> Result<Handle, ApiError> {
-        self.actors.sealer.handle(username).await.map_err(|_| ApiError::Overloaded(Duration::from_secs(1)))
+        self.actors
+            .sealer
+            .handle(username)
+            .await
+            .map_err(|_| ApiError::Overloaded(Duration::from_secs(1)))
     }
 
     /// The handle a log-in attempt is counted and derived under. A name that does not normalize
@@ -272,7 +344,10 @@ impl App {
         match username::normalize(raw) {
             Ok(username) => self.handle(username).await,
             Err(_) => {
-                let digest = Sha256::new().chain_update(b"blindfold/v1/invalid-username").chain_update(raw.as_bytes()).finalize();
+                let digest = Sha256::new()
+                    .chain_update(b"blindfold/v1/invalid-username")
+                    .chain_update(raw.as_bytes())
+                    .finalize();
                 let mut bytes = [0u8; 32];
                 bytes.copy_from_slice(&digest);
                 Ok(Handle(bytes))
@@ -301,37 +376,75 @@ impl App {
         let wrapping_key = self.derive(derived, salt, params).await?;
 
         let unwrapped = record.filter(|_| acceptable).and_then(|record| {
-            user_key::unwrap_user_key(&wrapping_key, &record.password.wrapped_user_key, handle, LoginMethod::Password).ok()
+            user_key::unwrap_user_key(
+                &wrapping_key,
+                &record.password.wrapped_user_key,
+                handle,
+                LoginMethod::Password,
+            )
+            .ok()
         });
         Ok(unwrapped)
     }
 
     /// One Argon2 derivation through the pool.
-    pub(crate) async fn derive(&self, password: Password, salt: [u8; 16], params: KdfParams) -> Result<WrappingKey, ApiError> {
-        self.actors.kdf.derive(DeriveJob { password, salt, params }).await.map_err(|error| match error {
-            KdfError::Overloaded => {
-                self.metrics.kdf_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!("kdf.overloaded");
-                ApiError::Overloaded(Duration::from_secs(1))
-            }
-            KdfError::Unavailable => ApiError::Overloaded(Duration::from_secs(1)),
-            KdfError::Failed => internal(error),
-        })
+    pub(crate) async fn derive(
+        &self,
+        password: Password,
+        salt: [u8; 16],
+        params: KdfParams,
+    ) -> Result<WrappingKey, ApiError> {
+        self.actors
+            .kdf
+            .derive(DeriveJob {
+                password,
+                salt,
+                params,
+            })
+            .await
+            .map_err(|error| match error {
+                KdfError::Overloaded => {
+                    self.metrics
+                        .kdf_refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!("kdf.overloaded");
+                    ApiError::Overloaded(Duration::from_secs(1))
+                }
+                KdfError::Unavailable => ApiError::Overloaded(Duration::from_secs(1)),
+                KdfError::Failed => internal(error),
+            })
     }
 
     /// The user key wrapped under a new password with a fresh salt and the current parameters.
-    pub(crate) async fn new_password_wrap(&self, handle: &Handle, user_key: &UserKey, password: Password) -> Result<PasswordWrap, ApiError> {
+    pub(crate) async fn new_password_wrap(
+        &self,
+        handle: &Handle,
+        user_key: &UserKey,
+        password: Password,
+    ) -> Result<PasswordWrap, ApiError> {
         let salt = password::new_salt().map_err(internal)?;
         let params = self.config.kdf_params;
         let wrapping_key = self.derive(password, salt, params).await?;
-        let wrapped_user_key = user_key::wrap_user_key(&wrapping_key, user_key, handle, LoginMethod::Password).map_err(internal)?;
-        Ok(PasswordWrap { salt, params, wrapped_user_key })
+        let wrapped_user_key =
+            user_key::wrap_user_key(&wrapping_key, user_key, handle, LoginMethod::Password)
+                .map_err(internal)?;
+        Ok(PasswordWrap {
+            salt,
+            params,
+            wrapped_user_key,
+        })
     }
 
     /// The user key wrapped under a recovery key.
-    fn recovery_wrap(&self, handle: &Handle, user_key: &UserKey, recovery_key: &RecoveryKey) -> Result<Vec<u8>, ApiError> {
+    fn recovery_wrap(
+        &self,
+        handle: &Handle,
+        user_key: &UserKey,
+        recovery_key: &RecoveryKey,
+    ) -> Result<Vec<u8>, ApiError> {
         let wrapping_key = self.actors.kdf.recovery_wrapping_key(recovery_key);
-        user_key::wrap_user_key(&wrapping_key, user_key, handle, LoginMethod::Recovery).map_err(internal)
+        user_key::wrap_user_key(&wrapping_key, user_key, handle, LoginMethod::Recovery)
+            .map_err(internal)
     }
 
     /// Finishes a sign-in whose first factor checked out: demands and spends the second factor
@@ -352,9 +465,12 @@ impl App {
             let mut events = leading.clone();
             let mut second_factor = Methods::NONE;
             if record.totp.is_some() {
-                let Some(code) = code else { return Err(ApiError::SecondFactorRequired) };
+                let Some(code) = code else {
+                    return Err(ApiError::SecondFactorRequired);
+                };
                 let Some(factor) = self.check_second_factor(handle, &record, user_key, code) else {
-                    self.log_failed_second_factor(handle, &record, user_key, device).await;
+                    self.log_failed_second_factor(handle, &record, user_key, device)
+                        .await;
                     return Err(ApiError::InvalidSecondFactor);
                 };
                 events.push(factor.spend());
@@ -364,10 +480,18 @@ impl App {
 
             match self.append(handle, record.version, events).await {
                 Ok(version) => {
-                    let record = self.account(handle)?.filter(|r| r.version >= version).ok_or(ApiError::Conflict)?;
-                    return Ok(SignedIn { record, second_factor });
+                    let record = self
+                        .account(handle)?
+                        .filter(|r| r.version >= version)
+                        .ok_or(ApiError::Conflict)?;
+                    return Ok(SignedIn {
+                        record,
+                        second_factor,
+                    });
                 }
-                Err(ApiError::Conflict) => record = self.account(handle)?.ok_or(ApiError::InvalidCredentials)?,
+                Err(ApiError::Conflict) => {
+                    record = self.account(handle)?.ok_or(ApiError::InvalidCredentials)?
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -376,32 +500,65 @@ impl App {
 
     /// Re-wraps the user key under the current Argon2 parameters after a log-in with older ones.
     /// Best effort: the log-in succeeds whether or not the upgrade lands.
-    async fn upgrade_params(&self, handle: &Handle, record: &AccountRecord, user_key: &UserKey, password: Password) {
-        let Ok(wrap) = self.new_password_wrap(handle, user_key, password).await else { return };
-        let event = Event::PasswordChanged { password: wrap, revoke_sessions: false };
-        if self.append(handle, record.version, vec![event]).await.is_ok() {
+    async fn upgrade_params(
+        &self,
+        handle: &Handle,
+        record: &AccountRecord,
+        user_key: &UserKey,
+        password: Password,
+    ) {
+        let Ok(wrap) = self.new_password_wrap(handle, user_key, password).await else {
+            return;
+        };
+        let event = Event::PasswordChanged {
+            password: wrap,
+            revoke_sessions: false,
+        };
+        if self
+            .append(handle, record.version, vec![event])
+            .await
+            .is_ok()
+        {
             tracing::info!("kdf.params_upgraded");
         }
     }
 
     /// Appends events durably through the ledger.
-    pub(crate) async fn append(&self, handle: &Handle, expected_version: u64, events: Vec<Event>) -> Result<u64, ApiError> {
-        let append = Append { handle: *handle, expected_version, at: self.now(), events };
-        self.actors.ledger.append(append).await.map_err(|error| match error {
-            LedgerError::Store(StoreError::Conflict { .. }) => ApiError::Conflict,
-            LedgerError::Unavailable => ApiError::Overloaded(Duration::from_secs(1)),
-            LedgerError::Store(error) => internal(error),
-        })
+    pub(crate) async fn append(
+        &self,
+        handle: &Handle,
+        expected_version: u64,
+        events: Vec<Event>,
+    ) -> Result<u64, ApiError> {
+        let append = Append {
+            handle: *handle,
+            expected_version,
+            at: self.now(),
+            events,
+        };
+        self.actors
+            .ledger
+            .append(append)
+            .await
+            .map_err(|error| match error {
+                LedgerError::Store(StoreError::Conflict { .. }) => ApiError::Conflict,
+                LedgerError::Unavailable => ApiError::Overloaded(Duration::from_secs(1)),
+                LedgerError::Store(error) => internal(error),
+            })
     }
 }
 
 /// A new password, checked against the length policy.
 fn checked_new_password(raw: &str) -> Result<Password, ApiError> {
     if raw.len() < MIN_PASSWORD_BYTES {
-        return Err(ApiError::InvalidRequest("The password must be at least 8 bytes long."));
+        return Err(ApiError::InvalidRequest(
+            "The password must be at least 8 bytes long.",
+        ));
     }
     if raw.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::InvalidRequest("The password must be at most 1024 bytes long."));
+        return Err(ApiError::InvalidRequest(
+            "The password must be at most 1024 bytes long.",
+        ));
     }
     Ok(Password::from(raw.as_bytes()))
 }

@@ -41,7 +41,11 @@ impl App {
     }
 
     /// Verifies the request's DPoP proof and spends its `jti`.
-    pub(crate) fn device_proof(&self, req: &Request, access_token: Option<&str>) -> Result<VerifiedProof, ApiError> {
+    pub(crate) fn device_proof(
+        &self,
+        req: &Request,
+        access_token: Option<&str>,
+    ) -> Result<VerifiedProof, ApiError> {
         let mut values = req.headers.get_all("dpop").iter();
         let (Some(value), None) = (values.next(), values.next()) else {
             tracing::info!(reason = "missing_or_repeated", "dpop.rejected");
@@ -67,7 +71,10 @@ impl App {
             }
         })?;
 
-        match self.replay.check_and_remember(verified.jti_digest, verified.iat, now) {
+        match self
+            .replay
+            .check_and_remember(verified.jti_digest, verified.iat, now)
+        {
             Ok(()) => Ok(verified),
             Err(ReplayError::Replayed) => {
                 tracing::info!(reason = "replayed", "dpop.rejected");
@@ -112,26 +119,35 @@ impl App {
 
     /// Takes one credential attempt (sign-up, log-in, recovery) from the client address's budget.
     pub(crate) fn limit_address(&self, req: &Request) -> Result<(), ApiError> {
-        let Some(address) = req.remote.map(|a| client_key(a.ip())) else { return Ok(()) };
-        self.per_address.check(&address, self.clock.now_ms()).map_err(|wait| {
-            tracing::info!(scope = "address", "rate.limited");
-            ApiError::RateLimited(wait)
-        })
+        let Some(address) = req.remote.map(|a| client_key(a.ip())) else {
+            return Ok(());
+        };
+        self.per_address
+            .check(&address, self.clock.now_ms())
+            .map_err(|wait| {
+                tracing::info!(scope = "address", "rate.limited");
+                ApiError::RateLimited(wait)
+            })
     }
 
     /// Takes one credential attempt from the handle's budget, whether or not an account has the
     /// handle: throttling says nothing about which names exist.
     pub(crate) fn limit_handle(&self, handle: &Handle) -> Result<(), ApiError> {
-        self.per_handle.check(handle, self.clock.now_ms()).map_err(|wait| {
-            tracing::info!(scope = "handle", "rate.limited");
-            ApiError::RateLimited(wait)
-        })
+        self.per_handle
+            .check(handle, self.clock.now_ms())
+            .map_err(|wait| {
+                tracing::info!(scope = "handle", "rate.limited");
+                ApiError::RateLimited(wait)
+            })
     }
 }
 
 /// The token of `Authorization: DPoP <token>`.
 fn access_token(req: &Request) -> Result<&str, ApiError> {
-    let value = req.headers.get(header::AUTHORIZATION).ok_or(ApiError::InvalidToken)?;
+    let value = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::InvalidToken)?;
     let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
     let (scheme, token) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
     if !scheme.eq_ignore_ascii_case("DPoP") || token.is_empty() {

@@ -19,7 +19,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -34,7 +37,8 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds.saturating_mul(1000), Ordering::SeqCst);
+        self.0
+            .fetch_add(seconds.saturating_mul(1000), Ordering::SeqCst);
     }
 }
 

@@ -44,7 +44,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
@@ -58,8 +60,14 @@ impl Default for ServerConfig {
             kdf_queue: 16 * cores,
             max_item_bytes: 1024 * 1024,
             max_json_bytes: 64 * 1024,
-            limit_per_address: Limit { burst: 30, per_minute: 60 },
-            limit_per_handle: Limit { burst: 10, per_minute: 10 },
+            limit_per_address: Limit {
+                burst: 30,
+                per_minute: 60,
+            },
+            limit_per_handle: Limit {
+                burst: 10,
+                per_minute: 10,
+            },
             limit_max_keys: 100_000,
         }
     }

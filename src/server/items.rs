@@ -24,7 +24,9 @@ pub(crate) fn decode_name(segment: &str) -> Result<String, ApiError> {
         .decode_utf8()
         .map_err(|_| ApiError::InvalidRequest("The item name must be UTF-8."))?;
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(ApiError::InvalidRequest("The item name must be 1 to 255 bytes long."));
+        return Err(ApiError::InvalidRequest(
+            "The item name must be 1 to 255 bytes long.",
+        ));
     }
     Ok(name.into_owned())
 }
@@ -38,9 +40,12 @@ pub(crate) async fn list(app: &App, req: &Request) -> Result<Response, ApiError>
 
     let mut items = Vec::with_capacity(entries.len());
     for entry in entries {
-        let name = data::open_item_name(user_key, handle, &entry.item_id, &entry.sealed_name).map_err(internal)?;
+        let name = data::open_item_name(user_key, handle, &entry.item_id, &entry.sealed_name)
+            .map_err(internal)?;
         let name = String::from_utf8_lossy(&name).into_owned();
-        items.push(serde_json::json!({ "name": name, "size": entry.size, "updated_at": entry.updated_at }));
+        items.push(
+            serde_json::json!({ "name": name, "size": entry.size, "updated_at": entry.updated_at }),
+        );
     }
     items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))
@@ -53,15 +58,28 @@ pub(crate) async fn get(app: &App, req: &Request, name: &str) -> Result<Response
     let handle = session.handle();
     let item_id = user_key.item_id(name.as_bytes());
 
-    let entry = app.store.item(handle, &item_id).map_err(internal)?.ok_or(ApiError::NotFound)?;
-    let recorded = app.store.read_event(handle, entry.version).map_err(internal)?;
+    let entry = app
+        .store
+        .item(handle, &item_id)
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound)?;
+    let recorded = app
+        .store
+        .read_event(handle, entry.version)
+        .map_err(internal)?;
     let Event::ItemPut { sealed_value, .. } = recorded.event else {
-        return Err(internal("item index points at an event that is not an item write"));
+        return Err(internal(
+            "item index points at an event that is not an item write",
+        ));
     };
-    let value = data::open_item_value(user_key, handle, &item_id, entry.version, &sealed_value).map_err(internal)?;
+    let value = data::open_item_value(user_key, handle, &item_id, entry.version, &sealed_value)
+        .map_err(internal)?;
 
     let mut response = Response::new(value.to_vec().into());
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     Ok(response)
 }
 
@@ -71,12 +89,19 @@ pub(crate) async fn put(app: &App, req: &Request, name: &str) -> Result<Response
     let user_key = &session.claims.user_key;
     let handle = *session.handle();
     let item_id: ItemId = user_key.item_id(name.as_bytes());
-    let sealed_name = data::seal_item_name(user_key, &handle, &item_id, name.as_bytes()).map_err(internal)?;
+    let sealed_name =
+        data::seal_item_name(user_key, &handle, &item_id, name.as_bytes()).map_err(internal)?;
 
     let value = &req.body;
     app.append_with_retry(&session, |version| {
-        let sealed_value = data::seal_item_value(user_key, &handle, &item_id, version, value).map_err(internal)?;
-        Ok(vec![Event::ItemPut { item_id, sealed_name: sealed_name.clone(), sealed_value, size: value.len() as u64 }])
+        let sealed_value =
+            data::seal_item_value(user_key, &handle, &item_id, version, value).map_err(internal)?;
+        Ok(vec![Event::ItemPut {
+            item_id,
+            sealed_name: sealed_name.clone(),
+            sealed_value,
+            size: value.len() as u64,
+        }])
     })
     .await?;
     tracing::info!(size = value.len(), "item.written");
@@ -87,10 +112,16 @@ pub(crate) async fn put(app: &App, req: &Request, name: &str) -> Result<Response
 pub(crate) async fn delete(app: &App, req: &Request, name: &str) -> Result<Response, ApiError> {
     let session = app.authenticate(req).await?;
     let item_id = session.claims.user_key.item_id(name.as_bytes());
-    if app.store.item(session.handle(), &item_id).map_err(internal)?.is_none() {
+    if app
+        .store
+        .item(session.handle(), &item_id)
+        .map_err(internal)?
+        .is_none()
+    {
         return Err(ApiError::NotFound);
     }
-    app.append_with_retry(&session, |_| Ok(vec![Event::ItemDeleted { item_id }])).await?;
+    app.append_with_retry(&session, |_| Ok(vec![Event::ItemDeleted { item_id }]))
+        .await?;
     tracing::info!("item.deleted");
     Ok(no_content())
 }

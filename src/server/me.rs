@@ -4,17 +4,17 @@ use blindfold_actors::crypto::data::Purpose;
 use blindfold_actors::crypto::password::Password;
 use blindfold_actors::crypto::user_key::LoginMethod;
 use blindfold_events::Event;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use secrecy::{ExposeSecret, SecretString};
 
 use super::App;
 use super::accounts::{Grant, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, internal};
 use super::auth::Session;
-use super::second_factor::device_of;
 use super::problem::ApiError;
 use super::router::{Request, json, no_content, parse_json};
+use super::second_factor::device_of;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,11 +37,28 @@ pub(crate) async fn get(app: &App, req: &Request) -> Result<Response, ApiError> 
     let user_key = &session.claims.user_key;
     let handle = session.handle();
 
-    let username = user_key.open(Purpose::Username, handle, &[], &session.record.sealed_username).map_err(internal)?;
-    let profile = user_key.open(Purpose::Profile, handle, &[], &session.record.sealed_profile).map_err(internal)?;
+    let username = user_key
+        .open(
+            Purpose::Username,
+            handle,
+            &[],
+            &session.record.sealed_username,
+        )
+        .map_err(internal)?;
+    let profile = user_key
+        .open(
+            Purpose::Profile,
+            handle,
+            &[],
+            &session.record.sealed_profile,
+        )
+        .map_err(internal)?;
     let username = String::from_utf8_lossy(&username);
     let profile: serde_json::Value = serde_json::from_slice(&profile).map_err(internal)?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "username": username, "profile": profile })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "username": username, "profile": profile }),
+    ))
 }
 
 /// `PUT /v1/me/profile` with a JSON object.
@@ -55,7 +72,12 @@ pub(crate) async fn put_profile(app: &App, req: &Request) -> Result<Response, Ap
         .seal(Purpose::Profile, session.handle(), &[], profile.as_bytes())
         .map_err(internal)?;
 
-    app.append_with_retry(&session, |_| Ok(vec![Event::ProfileReplaced { sealed_profile: sealed_profile.clone() }])).await?;
+    app.append_with_retry(&session, |_| {
+        Ok(vec![Event::ProfileReplaced {
+            sealed_profile: sealed_profile.clone(),
+        }])
+    })
+    .await?;
     tracing::info!("profile.replaced");
     Ok(no_content())
 }
@@ -67,20 +89,37 @@ pub(crate) async fn change_password(app: &App, req: &Request) -> Result<Response
     let body: ChangePassword = parse_json(req)?;
     let proof_jkt = session.claims.jkt;
     let handle = *session.handle();
-    if body.new_password.expose_secret().len() < MIN_PASSWORD_BYTES || body.new_password.expose_secret().len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::InvalidRequest("The new password must be 8 to 1024 bytes long."));
+    if body.new_password.expose_secret().len() < MIN_PASSWORD_BYTES
+        || body.new_password.expose_secret().len() > MAX_PASSWORD_BYTES
+    {
+        return Err(ApiError::InvalidRequest(
+            "The new password must be 8 to 1024 bytes long.",
+        ));
     }
 
     let current = Password::from(body.current_password.expose_secret());
-    if app.check_password(&handle, Some(&session.record), &current).await?.is_none() {
+    if app
+        .check_password(&handle, Some(&session.record), &current)
+        .await?
+        .is_none()
+    {
         tracing::info!("password_change.failed");
         return Err(ApiError::InvalidCredentials);
     }
     let user_key = &session.claims.user_key;
-    let wrap = app.new_password_wrap(&handle, user_key, Password::from(body.new_password.expose_secret())).await?;
+    let wrap = app
+        .new_password_wrap(
+            &handle,
+            user_key,
+            Password::from(body.new_password.expose_secret()),
+        )
+        .await?;
     let device = device_of(&session);
     let events = vec![
-        Event::PasswordChanged { password: wrap, revoke_sessions: true },
+        Event::PasswordChanged {
+            password: wrap,
+            revoke_sessions: true,
+        },
         app.security_entry(&handle, user_key, "password_changed", &device)?,
     ];
     app.append(&handle, session.record.version, events).await?;
@@ -105,23 +144,37 @@ pub(crate) async fn delete_account(app: &App, req: &Request) -> Result<Response,
     let handle = *session.handle();
 
     let password = Password::from(body.password.expose_secret());
-    if app.check_password(&handle, Some(&session.record), &password).await?.is_none() {
+    if app
+        .check_password(&handle, Some(&session.record), &password)
+        .await?
+        .is_none()
+    {
         tracing::info!("account_deletion.failed");
         return Err(ApiError::InvalidCredentials);
     }
     if session.record.totp.is_some() {
         let code = body.totp.as_ref().ok_or(ApiError::SecondFactorRequired)?;
         let user_key = &session.claims.user_key;
-        if app.check_second_factor(&handle, &session.record, user_key, code.expose_secret()).is_none() {
-            app.log_failed_second_factor(&handle, &session.record, user_key, &device_of(&session)).await;
+        if app
+            .check_second_factor(&handle, &session.record, user_key, code.expose_secret())
+            .is_none()
+        {
+            app.log_failed_second_factor(&handle, &session.record, user_key, &device_of(&session))
+                .await;
             return Err(ApiError::InvalidSecondFactor);
         }
     }
 
-    app.actors.ledger.delete(handle).await.map_err(|error| match error {
-        blindfold_actors::ledger::LedgerError::Unavailable => ApiError::Overloaded(std::time::Duration::from_secs(1)),
-        blindfold_actors::ledger::LedgerError::Store(error) => internal(error),
-    })?;
+    app.actors
+        .ledger
+        .delete(handle)
+        .await
+        .map_err(|error| match error {
+            blindfold_actors::ledger::LedgerError::Unavailable => {
+                ApiError::Overloaded(std::time::Duration::from_secs(1))
+            }
+            blindfold_actors::ledger::LedgerError::Store(error) => internal(error),
+        })?;
     tracing::info!("account.deleted");
     Ok(no_content())
 }
@@ -132,7 +185,10 @@ pub(crate) async fn log_out_everywhere(app: &App, req: &Request) -> Result<Respo
     let device = device_of(&session);
     let (handle, user_key) = (session.handle(), &session.claims.user_key);
     app.append_with_retry(&session, |_| {
-        Ok(vec![Event::SessionsRevoked, app.security_entry(handle, user_key, "sessions_revoked", &device)?])
+        Ok(vec![
+            Event::SessionsRevoked,
+            app.security_entry(handle, user_key, "sessions_revoked", &device)?,
+        ])
     })
     .await?;
     tracing::info!("sessions.revoked");
@@ -150,9 +206,14 @@ impl App {
     ) -> Result<u64, ApiError> {
         let mut version = session.record.version;
         for _ in 0..4 {
-            match self.append(session.handle(), version, build(version + 1)?).await {
+            match self
+                .append(session.handle(), version, build(version + 1)?)
+                .await
+            {
                 Err(ApiError::Conflict) => {
-                    let record = self.account(session.handle())?.ok_or(ApiError::TokenRevoked)?;
+                    let record = self
+                        .account(session.handle())?
+                        .ok_or(ApiError::TokenRevoked)?;
                     if record.epoch != session.claims.epoch {
                         return Err(ApiError::TokenRevoked);
                     }

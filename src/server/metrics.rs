@@ -10,7 +10,9 @@ use warp::reply::Response;
 use super::App;
 
 /// Upper bounds of the request-duration histogram, in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 /// Counters shared by all requests.
 #[derive(Default)]
@@ -35,7 +37,8 @@ impl Metrics {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.duration_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.duration_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The exposition text.
@@ -46,26 +49,54 @@ impl Metrics {
         for (index, counter) in self.by_class.iter().enumerate() {
             let count = counter.load(Ordering::Relaxed);
             total += count;
-            let _ = writeln!(out, "blindfold_http_responses_total{{class=\"{}xx\"}} {count}", index + 1);
+            let _ = writeln!(
+                out,
+                "blindfold_http_responses_total{{class=\"{}xx\"}} {count}",
+                index + 1
+            );
         }
-        let _ = writeln!(out, "# TYPE blindfold_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# TYPE blindfold_http_request_duration_seconds histogram"
+        );
         for (bound, counter) in BUCKETS.iter().zip(&self.duration_buckets) {
             let count = counter.load(Ordering::Relaxed);
-            let _ = writeln!(out, "blindfold_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "blindfold_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "blindfold_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(
+            out,
+            "blindfold_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {total}"
+        );
         let sum = self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "blindfold_http_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "blindfold_http_request_duration_seconds_count {total}");
         let _ = writeln!(out, "# TYPE blindfold_tokens_issued_total counter");
-        let _ = writeln!(out, "blindfold_tokens_issued_total {}", self.tokens_issued.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "blindfold_tokens_issued_total {}",
+            self.tokens_issued.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# TYPE blindfold_kdf_refused_total counter");
-        let _ = writeln!(out, "blindfold_kdf_refused_total {}", self.kdf_refused.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "blindfold_kdf_refused_total {}",
+            self.kdf_refused.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# TYPE blindfold_kdf_outstanding gauge");
-        let _ = writeln!(out, "blindfold_kdf_outstanding {}", app.actors.kdf.outstanding());
+        let _ = writeln!(
+            out,
+            "blindfold_kdf_outstanding {}",
+            app.actors.kdf.outstanding()
+        );
 
         let mut response = Response::new(out.into());
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
         response
     }
 }

@@ -64,7 +64,10 @@ impl RunningServer {
             let _ = shutdown.send(());
         }
         // Idle keep-alive connections would hold a graceful shutdown open indefinitely.
-        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
         self.actors.stop();
@@ -80,7 +83,14 @@ pub async fn start(
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, StartError> {
-    let ServerKeys { index, tokens, pepper, dpop_nonce, decoy, .. } = keys;
+    let ServerKeys {
+        index,
+        tokens,
+        pepper,
+        dpop_nonce,
+        decoy,
+        ..
+    } = keys;
     let actors = Actors::start(ActorSetup {
         kdf_workers: config.kdf_workers.max(1),
         kdf_queue: config.kdf_queue,
@@ -93,7 +103,9 @@ pub async fn start(
     .await
     .map_err(|e| StartError::Actors(e.to_string()))?;
 
-    let listener = TcpListener::bind(config.listen).await.map_err(StartError::Listen)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(StartError::Listen)?;
     let addr = listener.local_addr().map_err(StartError::Listen)?;
     if config.public_url.is_empty() {
         config.public_url = format!("http://{addr}");
@@ -118,7 +130,12 @@ pub async fn start(
     });
     let task = tokio::spawn(server.run());
     tracing::info!(%addr, "server.listening");
-    Ok(RunningServer { addr, actors, shutdown: Some(shutdown), task })
+    Ok(RunningServer {
+        addr,
+        actors,
+        shutdown: Some(shutdown),
+        task,
+    })
 }
 
 /// The one warp filter: it hands every request, whatever its route, to [`router::handle`],
@@ -131,12 +148,16 @@ fn filter(
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
         .and(warp::body::stream())
-        .then(move |method, path: warp::path::FullPath, headers, remote, body| {
-            let app = Arc::clone(&app);
-            let path = path.as_str().to_owned();
-            router::handle(app, method, path, headers, remote, body)
+        .then(
+            move |method, path: warp::path::FullPath, headers, remote, body| {
+                let app = Arc::clone(&app);
+                let path = path.as_str().to_owned();
+                router::handle(app, method, path, headers, remote, body)
+            },
+        )
+        .recover(|_| async {
+            Ok::<_, std::convert::Infallible>(problem::ApiError::NotFound.into_response())
         })
-        .recover(|_| async { Ok::<_, std::convert::Infallible>(problem::ApiError::NotFound.into_response()) })
         .unify()
 }
 

@@ -126,14 +126,20 @@ impl ApiError {
         let mut response = Response::new(body.to_string().into());
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
 
         if let ApiError::RateLimited(wait) | ApiError::Overloaded(wait) = self {
             let seconds = wait.as_secs().max(1);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(challenge) = self.challenge() {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }
@@ -144,7 +150,9 @@ impl ApiError {
             ApiError::InvalidToken | ApiError::TokenExpired | ApiError::TokenRevoked => {
                 Some(r#"DPoP error="invalid_token", algs="ES256 EdDSA""#)
             }
-            ApiError::InvalidDpopProof => Some(r#"DPoP error="invalid_dpop_proof", algs="ES256 EdDSA""#),
+            ApiError::InvalidDpopProof => {
+                Some(r#"DPoP error="invalid_dpop_proof", algs="ES256 EdDSA""#)
+            }
             ApiError::UseDpopNonce => Some(r#"DPoP error="use_dpop_nonce", algs="ES256 EdDSA""#),
             _ => None,
         }

@@ -34,14 +34,20 @@ pub struct RateLimiter<K> {
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// A limiter that tracks at most `max_keys` keys at once.
     pub fn new(limit: Limit, max_keys: usize) -> Self {
-        Self { limit, max_keys, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            limit,
+            max_keys,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one attempt for `key` at `now_ms`, or says how long to wait.
     pub fn check(&self, key: &K, now_ms: u64) -> Result<(), Duration> {
         let burst = f64::from(self.limit.burst.max(1));
         let per_ms = f64::from(self.limit.per_minute.max(1)) / 60_000.0;
-        let Ok(mut buckets) = self.buckets.lock() else { return Err(Duration::from_secs(1)) };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Err(Duration::from_secs(1));
+        };
 
         if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
             buckets.retain(|_, b| refilled(b, now_ms, per_ms) < burst);
@@ -50,7 +56,10 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             }
         }
 
-        let bucket = buckets.entry(key.clone()).or_insert(Bucket { tokens: burst, updated_ms: now_ms });
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: burst,
+            updated_ms: now_ms,
+        });
         bucket.tokens = refilled(bucket, now_ms, per_ms).min(burst);
         bucket.updated_ms = now_ms;
         if bucket.tokens >= 1.0 {
@@ -75,7 +84,10 @@ fn refilled(bucket: &Bucket, now_ms: u64, per_ms: f64) -> f64 {
 mod tests {
     use super::*;
 
-    const LIMIT: Limit = Limit { burst: 3, per_minute: 60 };
+    const LIMIT: Limit = Limit {
+        burst: 3,
+        per_minute: 60,
+    };
 
     #[test]
     fn a_burst_is_allowed_then_refused_then_refilled() {
@@ -92,8 +104,14 @@ mod tests {
         let limiter = RateLimiter::new(LIMIT, 2);
         assert!(limiter.check(&1, 0).is_ok());
         assert!(limiter.check(&2, 0).is_ok());
-        assert!(limiter.check(&3, 0).is_err(), "live keys must not be evicted");
-        assert!(limiter.check(&3, 10_000).is_ok(), "refilled keys are dropped");
+        assert!(
+            limiter.check(&3, 0).is_err(),
+            "live keys must not be evicted"
+        );
+        assert!(
+            limiter.check(&3, 10_000).is_ok(),
+            "refilled keys are dropped"
+        );
         assert!(limiter.tracked() <= 2);
     }
 }

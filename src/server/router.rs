@@ -40,7 +40,19 @@ where
     let started = Instant::now();
     let limit = body_limit(&app, &method, &path);
     let result = match read_body(&headers, body, limit).await {
-        Ok(body) => route(&app, &Request { method, path, headers, remote, body }).await,
+        Ok(body) => {
+            route(
+                &app,
+                &Request {
+                    method,
+                    path,
+                    headers,
+                    remote,
+                    body,
+                },
+            )
+            .await
+        }
         Err(error) => Err(error),
     };
 
@@ -51,7 +63,9 @@ where
             response.headers_mut().insert("dpop-nonce", value);
         }
     }
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     app.metrics.observe(response.status(), started.elapsed());
     response
 }
@@ -62,20 +76,30 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let method = &req.method;
 
     match segments.as_slice() {
-        ["healthz"] if method == Method::GET => Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+        ["healthz"] if method == Method::GET => {
+            Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+        }
         ["metrics"] if method == Method::GET => Ok(app.metrics.render(app)),
         ["v1", "accounts"] if method == Method::POST => accounts::sign_up(app, req).await,
         ["v1", "sessions"] if method == Method::POST => accounts::log_in(app, req).await,
         ["v1", "sessions"] if method == Method::DELETE => me::log_out_everywhere(app, req).await,
-        ["v1", "sessions", "refresh"] if method == Method::POST => accounts::refresh(app, req).await,
+        ["v1", "sessions", "refresh"] if method == Method::POST => {
+            accounts::refresh(app, req).await
+        }
         ["v1", "recovery"] if method == Method::POST => accounts::recover(app, req).await,
         ["v1", "me"] if method == Method::GET => me::get(app, req).await,
         ["v1", "me"] if method == Method::DELETE => me::delete_account(app, req).await,
         ["v1", "me", "totp"] if method == Method::POST => second_factor::begin(app, req).await,
         ["v1", "me", "totp"] if method == Method::DELETE => second_factor::disable(app, req).await,
-        ["v1", "me", "totp", "confirm"] if method == Method::POST => second_factor::confirm(app, req).await,
-        ["v1", "me", "backup-codes"] if method == Method::POST => second_factor::regenerate(app, req).await,
-        ["v1", "me", "security-log"] if method == Method::GET => second_factor::security_log(app, req).await,
+        ["v1", "me", "totp", "confirm"] if method == Method::POST => {
+            second_factor::confirm(app, req).await
+        }
+        ["v1", "me", "backup-codes"] if method == Method::POST => {
+            second_factor::regenerate(app, req).await
+        }
+        ["v1", "me", "security-log"] if method == Method::GET => {
+            second_factor::security_log(app, req).await
+        }
         ["v1", "me", "profile"] if method == Method::PUT => me::put_profile(app, req).await,
         ["v1", "me", "password"] if method == Method::PUT => me::change_password(app, req).await,
         ["v1", "me", "items"] if method == Method::GET => items::list(app, req).await,
@@ -88,13 +112,20 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
-        ["healthz"] | ["metrics"] | ["v1", "accounts"] | ["v1", "sessions"]
-        | ["v1", "sessions", "refresh"] | ["v1", "recovery"] | ["v1", "me"]
-        | ["v1", "me", "profile"] | ["v1", "me", "password"] | ["v1", "me", "items"]
-        | ["v1", "me", "totp"] | ["v1", "me", "totp", "confirm"] | ["v1", "me", "backup-codes"]
-        | ["v1", "me", "security-log"] => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        ["healthz"]
+        | ["metrics"]
+        | ["v1", "accounts"]
+        | ["v1", "sessions"]
+        | ["v1", "sessions", "refresh"]
+        | ["v1", "recovery"]
+        | ["v1", "me"]
+        | ["v1", "me", "profile"]
+        | ["v1", "me", "password"]
+        | ["v1", "me", "items"]
+        | ["v1", "me", "totp"]
+        | ["v1", "me", "totp", "confirm"]
+        | ["v1", "me", "backup-codes"]
+        | ["v1", "me", "security-log"] => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -109,7 +140,11 @@ fn body_limit(app: &App, method: &Method, path: &str) -> usize {
 }
 
 /// Reads at most `limit` bytes, refusing as soon as the declared or actual length exceeds it.
-async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Zeroizing<Vec<u8>>, ApiError>
+async fn read_body<S, B>(
+    headers: &HeaderMap,
+    body: S,
+    limit: usize,
+) -> Result<Zeroizing<Vec<u8>>, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -125,7 +160,8 @@ where
     let mut body = std::pin::pin!(body);
     let mut bytes = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(0)));
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| ApiError::InvalidRequest("The request body could not be read."))?;
+        let mut chunk =
+            chunk.map_err(|_| ApiError::InvalidRequest("The request body could not be read."))?;
         if bytes.len() + chunk.remaining() > limit {
             return Err(ApiError::PayloadTooLarge);
         }
@@ -143,7 +179,10 @@ where
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut response = Response::new(value.to_string().into());
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -156,5 +195,6 @@ pub(crate) fn no_content() -> Response {
 
 /// Parses a JSON body into `T`, refusing unknown fields (each `T` says `deny_unknown_fields`).
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    serde_json::from_slice(&req.body).map_err(|_| ApiError::InvalidRequest("The JSON body is malformed or has unknown fields."))
+    serde_json::from_slice(&req.body)
+        .map_err(|_| ApiError::InvalidRequest("The JSON body is malformed or has unknown fields."))
 }

@@ -79,13 +79,23 @@ pub(crate) async fn begin(app: &App, req: &Request) -> Result<Response, ApiError
     }
     let user_key = &session.claims.user_key;
     let username = user_key
-        .open(Purpose::Username, session.handle(), &[], &session.record.sealed_username)
+        .open(
+            Purpose::Username,
+            session.handle(),
+            &[],
+            &session.record.sealed_username,
+        )
         .map_err(internal)?;
 
     let secret = TotpSecret::generate().map_err(internal)?;
     let expires_at = app.now() + ENROLLMENT_TTL;
     let sealed = user_key
-        .seal(Purpose::TotpSecret, session.handle(), &[ENROLLMENT_BINDING, &expires_at.to_be_bytes()], secret.expose())
+        .seal(
+            Purpose::TotpSecret,
+            session.handle(),
+            &[ENROLLMENT_BINDING, &expires_at.to_be_bytes()],
+            secret.expose(),
+        )
         .map_err(internal)?;
     let mut blob = expires_at.to_be_bytes().to_vec();
     blob.extend_from_slice(&sealed);
@@ -106,22 +116,38 @@ pub(crate) async fn confirm(app: &App, req: &Request) -> Result<Response, ApiErr
         return Err(ApiError::Conflict);
     }
     let secret = open_enrollment(app, &session, &body.enrollment)?;
-    let step = secret.verify(body.code.expose_secret(), app.now(), 0).ok_or(ApiError::InvalidSecondFactor)?;
+    let step = secret
+        .verify(body.code.expose_secret(), app.now(), 0)
+        .ok_or(ApiError::InvalidSecondFactor)?;
 
     let user_key = &session.claims.user_key;
     let handle = *session.handle();
-    let sealed_secret = user_key.seal(Purpose::TotpSecret, &handle, &[SECRET_BINDING], secret.expose()).map_err(internal)?;
+    let sealed_secret = user_key
+        .seal(
+            Purpose::TotpSecret,
+            &handle,
+            &[SECRET_BINDING],
+            secret.expose(),
+        )
+        .map_err(internal)?;
     let (codes, digests) = backup_code_set(user_key, &handle)?;
     let device = device_of(&session);
     app.append_with_retry(&session, |_| {
         Ok(vec![
-            Event::TotpEnabled { sealed_secret: sealed_secret.clone(), backup_codes: digests.clone(), step },
+            Event::TotpEnabled {
+                sealed_secret: sealed_secret.clone(),
+                backup_codes: digests.clone(),
+                step,
+            },
             app.security_entry(&handle, user_key, "totp_enabled", &device)?,
         ])
     })
     .await?;
     tracing::info!("totp.enabled");
-    Ok(json(StatusCode::OK, &serde_json::json!({ "backup_codes": codes })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "backup_codes": codes }),
+    ))
 }
 
 /// `DELETE /v1/me/totp {code}`: TOTP is off, the backup codes with it.
@@ -135,7 +161,10 @@ pub(crate) async fn disable(app: &App, req: &Request) -> Result<Response, ApiErr
     let user_key = &session.claims.user_key;
     let device = device_of(&session);
     app.spend_second_factor(&session, body.code.expose_secret(), &device, |_| {
-        Ok(vec![Event::TotpDisabled, app.security_entry(&handle, user_key, "totp_disabled", &device)?])
+        Ok(vec![
+            Event::TotpDisabled,
+            app.security_entry(&handle, user_key, "totp_disabled", &device)?,
+        ])
     })
     .await?;
     tracing::info!("totp.disabled");
@@ -155,13 +184,18 @@ pub(crate) async fn regenerate(app: &App, req: &Request) -> Result<Response, Api
     let device = device_of(&session);
     app.spend_second_factor(&session, body.code.expose_secret(), &device, |_| {
         Ok(vec![
-            Event::BackupCodesReplaced { backup_codes: digests.clone() },
+            Event::BackupCodesReplaced {
+                backup_codes: digests.clone(),
+            },
             app.security_entry(&handle, user_key, "backup_codes_replaced", &device)?,
         ])
     })
     .await?;
     tracing::info!("backup_codes.replaced");
-    Ok(json(StatusCode::OK, &serde_json::json!({ "backup_codes": codes })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "backup_codes": codes }),
+    ))
 }
 
 /// `GET /v1/me/security-log` → `{entries: [{at, event, device}]}`, newest first.
@@ -170,10 +204,15 @@ pub(crate) async fn security_log(app: &App, req: &Request) -> Result<Response, A
     let user_key = &session.claims.user_key;
     let mut entries = Vec::with_capacity(session.record.security_log.len());
     for sealed in session.record.security_log.iter().rev() {
-        let entry = user_key.open(Purpose::SecurityLog, session.handle(), &[], sealed).map_err(internal)?;
+        let entry = user_key
+            .open(Purpose::SecurityLog, session.handle(), &[], sealed)
+            .map_err(internal)?;
         entries.push(serde_json::from_slice::<serde_json::Value>(&entry).map_err(internal)?);
     }
-    Ok(json(StatusCode::OK, &serde_json::json!({ "entries": entries })))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "entries": entries }),
+    ))
 }
 
 impl App {
@@ -188,23 +227,49 @@ impl App {
     ) -> Option<SecondFactor> {
         let totp = record.totp.as_ref()?;
         if let Ok(backup_code) = BackupCode::parse(code) {
-            return backup_code.find_in(user_key, handle, &record.backup_codes).map(SecondFactor::BackupCode);
+            return backup_code
+                .find_in(user_key, handle, &record.backup_codes)
+                .map(SecondFactor::BackupCode);
         }
-        let secret = user_key.open(Purpose::TotpSecret, handle, &[SECRET_BINDING], &totp.sealed_secret).ok()?;
+        let secret = user_key
+            .open(
+                Purpose::TotpSecret,
+                handle,
+                &[SECRET_BINDING],
+                &totp.sealed_secret,
+            )
+            .ok()?;
         let secret = TotpSecret::from_bytes(&secret).ok()?;
-        secret.verify(code, self.now(), totp.last_used_step).map(SecondFactor::Totp)
+        secret
+            .verify(code, self.now(), totp.last_used_step)
+            .map(SecondFactor::Totp)
     }
 
     /// A security-log entry `{at, event, device}` sealed under the user key.
-    pub(crate) fn security_entry(&self, handle: &Handle, user_key: &UserKey, event: &str, device: &str) -> Result<Event, ApiError> {
-        let entry = serde_json::json!({ "at": self.now(), "event": event, "device": device }).to_string();
-        let sealed_entry = user_key.seal(Purpose::SecurityLog, handle, &[], entry.as_bytes()).map_err(internal)?;
+    pub(crate) fn security_entry(
+        &self,
+        handle: &Handle,
+        user_key: &UserKey,
+        event: &str,
+        device: &str,
+    ) -> Result<Event, ApiError> {
+        let entry =
+            serde_json::json!({ "at": self.now(), "event": event, "device": device }).to_string();
+        let sealed_entry = user_key
+            .seal(Purpose::SecurityLog, handle, &[], entry.as_bytes())
+            .map_err(internal)?;
         Ok(Event::SecurityLogged { sealed_entry })
     }
 
     /// Records a failed second factor after a correct password. Best effort: the refusal stands
     /// whether or not the entry lands.
-    pub(crate) async fn log_failed_second_factor(&self, handle: &Handle, record: &AccountRecord, user_key: &UserKey, device: &str) {
+    pub(crate) async fn log_failed_second_factor(
+        &self,
+        handle: &Handle,
+        record: &AccountRecord,
+        user_key: &UserKey,
+        device: &str,
+    ) {
         tracing::info!("second_factor.failed");
         if let Ok(entry) = self.security_entry(handle, user_key, "second_factor_failed", device) {
             let _ = self.append(handle, record.version, vec![entry]).await;
@@ -226,7 +291,8 @@ impl App {
         let mut record = session.record.clone();
         for _ in 0..4 {
             let Some(factor) = self.check_second_factor(handle, &record, user_key, code) else {
-                self.log_failed_second_factor(handle, &record, user_key, device).await;
+                self.log_failed_second_factor(handle, &record, user_key, device)
+                    .await;
                 return Err(ApiError::InvalidSecondFactor);
             };
             let mut events = vec![factor.spend()];
@@ -251,10 +317,19 @@ pub(crate) fn device_of(session: &Session) -> String {
 }
 
 /// A new set of backup codes: what the user is shown, and what the server keeps.
-fn backup_code_set(user_key: &UserKey, handle: &Handle) -> Result<(Vec<String>, Vec<[u8; 32]>), ApiError> {
+fn backup_code_set(
+    user_key: &UserKey,
+    handle: &Handle,
+) -> Result<(Vec<String>, Vec<[u8; 32]>), ApiError> {
     let codes = BackupCode::generate_set().map_err(internal)?;
-    let digests = codes.iter().map(|code| code.digest(user_key, handle)).collect();
-    let shown = codes.iter().map(|code| code.display().to_string()).collect();
+    let digests = codes
+        .iter()
+        .map(|code| code.digest(user_key, handle))
+        .collect();
+    let shown = codes
+        .iter()
+        .map(|code| code.display().to_string())
+        .collect();
     Ok((shown, digests))
 }
 
@@ -270,7 +345,12 @@ fn open_enrollment(app: &App, session: &Session, blob: &str) -> Result<TotpSecre
     let secret = session
         .claims
         .user_key
-        .open(Purpose::TotpSecret, session.handle(), &[ENROLLMENT_BINDING, expiry], sealed)
+        .open(
+            Purpose::TotpSecret,
+            session.handle(),
+            &[ENROLLMENT_BINDING, expiry],
+            sealed,
+        )
         .map_err(|_| refused.clone())?;
     TotpSecret::from_bytes(&secret).map_err(|_| refused)
 }

@@ -24,21 +24,44 @@ fn every_byte(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 
 /// Whether `needle` appears in any file under `dir`.
 pub fn found_in_dir(dir: &std::path::Path, needle: &[u8]) -> bool {
-    every_byte(dir).iter().any(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+    every_byte(dir)
+        .iter()
+        .any(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
 }
 
 #[tokio::test]
 async fn the_data_directory_holds_no_username_email_item_name_or_value() {
     let server = TestServer::start().await;
     let mut user = server.client();
-    user.sign_up("CanaryUserZebra", "canary-password-Quokka").await.expect(StatusCode::CREATED);
-    user.send_json(Method::PUT, "/v1/me/profile", &json!({"email": "canary-email@Okapi.example"})).await.expect(StatusCode::NO_CONTENT);
-    user.send(Method::PUT, "/v1/me/items/CanaryItemNameNarwhal", b"CanaryItemValueAxolotl".to_vec()).await.expect(StatusCode::NO_CONTENT);
+    user.sign_up("CanaryUserZebra", "canary-password-Quokka")
+        .await
+        .expect(StatusCode::CREATED);
+    user.send_json(
+        Method::PUT,
+        "/v1/me/profile",
+        &json!({"email": "canary-email@Okapi.example"}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    user.send(
+        Method::PUT,
+        "/v1/me/items/CanaryItemNameNarwhal",
+        b"CanaryItemValueAxolotl".to_vec(),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
 
     let data = server.data.path().to_path_buf();
     server.server.shutdown().await;
 
-    let canaries = ["CanaryUserZebra", "canaryuserzebra", "canary-password-Quokka", "canary-email@Okapi.example", "CanaryItemNameNarwhal", "CanaryItemValueAxolotl"];
+    let canaries = [
+        "CanaryUserZebra",
+        "canaryuserzebra",
+        "canary-password-Quokka",
+        "canary-email@Okapi.example",
+        "CanaryItemNameNarwhal",
+        "CanaryItemValueAxolotl",
+    ];
     let files = every_byte(&data);
     assert!(!files.is_empty());
     for (path, bytes) in files {

@@ -3,6 +3,6 @@
 mod blindness;
 mod journey;
 mod rejections;
-mod second_factor;
 mod resilience;
+mod second_factor;
 mod support;

@@ -13,15 +13,27 @@ use crate::support::TestServer;
 #[tokio::test]
 async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     let server = TestServer::start().await;
-    server.client().sign_up("erin", "the real password").await.expect(StatusCode::CREATED);
+    server
+        .client()
+        .sign_up("erin", "the real password")
+        .await
+        .expect(StatusCode::CREATED);
 
     let wrong_password = server.client().log_in("erin", "not the password").await;
-    let unknown_user = server.client().log_in("nobody-by-this-name", "not the password").await;
+    let unknown_user = server
+        .client()
+        .log_in("nobody-by-this-name", "not the password")
+        .await;
     let invalid_name = server.client().log_in("\u{0}", "not the password").await;
     let empty_password = server.client().log_in("erin", "").await;
     let huge_password = server.client().log_in("erin", &"p".repeat(5000)).await;
 
-    for reply in [&unknown_user, &invalid_name, &empty_password, &huge_password] {
+    for reply in [
+        &unknown_user,
+        &invalid_name,
+        &empty_password,
+        &huge_password,
+    ] {
         assert_eq!(reply.status, wrong_password.status);
         assert_eq!(reply.body, wrong_password.body);
     }
@@ -31,7 +43,11 @@ async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
 
 #[tokio::test]
 async fn a_full_derivation_queue_answers_503_at_once_and_other_routes_keep_answering() {
-    let slow = KdfParams { m_cost_kib: 32 * 1024, t_cost: 6, p_cost: 1 };
+    let slow = KdfParams {
+        m_cost_kib: 32 * 1024,
+        t_cost: 6,
+        p_cost: 1,
+    };
     let server = TestServer::start_with(|config| {
         config.kdf_workers = 1;
         config.kdf_queue = 0;
@@ -39,7 +55,10 @@ async fn a_full_derivation_queue_answers_503_at_once_and_other_routes_keep_answe
     })
     .await;
     let mut frank = server.client();
-    frank.sign_up("frank", "frank's password").await.expect(StatusCode::CREATED);
+    frank
+        .sign_up("frank", "frank's password")
+        .await
+        .expect(StatusCode::CREATED);
 
     let attempts = (0..6).map(|_| {
         let mut client = server.client();
@@ -51,28 +70,55 @@ async fn a_full_derivation_queue_answers_503_at_once_and_other_routes_keep_answe
     });
 
     me.expect(StatusCode::OK);
-    let refused: Vec<_> = replies.iter().filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE).collect();
-    assert!(!refused.is_empty(), "one worker and no queue must refuse concurrent logins");
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "one worker and no queue must refuse concurrent logins"
+    );
     for reply in refused {
         assert_eq!(reply.code(), "overloaded");
         assert!(reply.headers.contains_key("retry-after"));
     }
     assert!(replies.iter().any(|r| r.status == StatusCode::OK));
-    server.client().raw(Method::GET, "/healthz", &[], Vec::new()).await.expect(StatusCode::OK);
+    server
+        .client()
+        .raw(Method::GET, "/healthz", &[], Vec::new())
+        .await
+        .expect(StatusCode::OK);
 }
 
 #[tokio::test]
 async fn failed_actors_are_restarted_and_the_next_request_succeeds() {
     let server = TestServer::start().await;
     let mut grace = server.client();
-    grace.sign_up("grace", "grace's password").await.expect(StatusCode::CREATED);
+    grace
+        .sign_up("grace", "grace's password")
+        .await
+        .expect(StatusCode::CREATED);
 
-    for (n, role) in [Role::Sealer, Role::Ledger, Role::KdfWorker(0), Role::KdfWorker(1)].into_iter().enumerate() {
+    for (n, role) in [
+        Role::Sealer,
+        Role::Ledger,
+        Role::KdfWorker(0),
+        Role::KdfWorker(1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         server.server.actors.fail(role);
         wait_for_restarts(&server, n as u64 + 1).await;
         grace.me().await.expect(StatusCode::OK);
-        grace.send(Method::PUT, "/v1/me/items/after-restart", b"ok".to_vec()).await.expect(StatusCode::NO_CONTENT);
-        grace.log_in("grace", "grace's password").await.expect(StatusCode::OK);
+        grace
+            .send(Method::PUT, "/v1/me/items/after-restart", b"ok".to_vec())
+            .await
+            .expect(StatusCode::NO_CONTENT);
+        grace
+            .log_in("grace", "grace's password")
+            .await
+            .expect(StatusCode::OK);
     }
 }
 
@@ -93,13 +139,25 @@ async fn guessing_past_the_limit_is_refused_for_known_and_unknown_names_alike() 
         config.limit_per_handle.per_minute = 3;
     })
     .await;
-    server.client().sign_up("heidi", "heidi's password").await.expect(StatusCode::CREATED);
+    server
+        .client()
+        .sign_up("heidi", "heidi's password")
+        .await
+        .expect(StatusCode::CREATED);
 
     for name in ["heidi", "no-such-user"] {
         for _ in 0..3 {
-            server.client().log_in(name, "wrong guess").await.expect_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+            server
+                .client()
+                .log_in(name, "wrong guess")
+                .await
+                .expect_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
         }
-        let limited = server.client().log_in(name, "wrong guess").await.expect_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        let limited = server
+            .client()
+            .log_in(name, "wrong guess")
+            .await
+            .expect_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
         assert!(limited.headers.contains_key("retry-after"));
     }
 }
@@ -108,13 +166,28 @@ async fn guessing_past_the_limit_is_refused_for_known_and_unknown_names_alike() 
 async fn dpop_nonces_are_demanded_and_then_accepted() {
     let server = TestServer::start_with(|config| config.dpop_nonces = true).await;
     let client = server.client();
-    let body = serde_json::to_vec(&json!({"username": "ivan", "password": "ivan's password"})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"username": "ivan", "password": "ivan's password"})).unwrap();
 
-    let first = client.send(Method::POST, "/v1/accounts", body.clone()).await.expect_problem(StatusCode::UNAUTHORIZED, "use_dpop_nonce");
+    let first = client
+        .send(Method::POST, "/v1/accounts", body.clone())
+        .await
+        .expect_problem(StatusCode::UNAUTHORIZED, "use_dpop_nonce");
     let nonce = first.headers["dpop-nonce"].to_str().unwrap().to_owned();
-    let proof = client.key.proof("POST", &client.url("/v1/accounts"), None, Some(&nonce), server.now());
+    let proof = client.key.proof(
+        "POST",
+        &client.url("/v1/accounts"),
+        None,
+        Some(&nonce),
+        server.now(),
+    );
     client
-        .raw(Method::POST, "/v1/accounts", &[("dpop", proof), ("content-type", "application/json".into())], body)
+        .raw(
+            Method::POST,
+            "/v1/accounts",
+            &[("dpop", proof), ("content-type", "application/json".into())],
+            body,
+        )
         .await
         .expect(StatusCode::CREATED);
 }

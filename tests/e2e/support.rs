@@ -10,7 +10,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Argon2 parameters small enough for tests; production uses the defaults.
-pub const TEST_KDF: KdfParams = KdfParams { m_cost_kib: 1024, t_cost: 1, p_cost: 1 };
+pub const TEST_KDF: KdfParams = KdfParams {
+    m_cost_kib: 1024,
+    t_cost: 1,
+    p_cost: 1,
+};
 
 pub struct TestServer {
     pub server: RunningServer,
@@ -41,9 +45,20 @@ impl TestServer {
         tweak(&mut config);
 
         let clock = Arc::new(ManualClock::starting_now());
-        let server = Self::launch(&master, data.path(), config, Arc::clone(&clock) as Arc<dyn Clock>).await;
+        let server = Self::launch(
+            &master,
+            data.path(),
+            config,
+            Arc::clone(&clock) as Arc<dyn Clock>,
+        )
+        .await;
         let base = format!("http://{}", server.addr);
-        TestServer { server, base, clock, data }
+        TestServer {
+            server,
+            base,
+            clock,
+            data,
+        }
     }
 
     async fn launch(
@@ -94,13 +109,23 @@ impl Reply {
 
     #[track_caller]
     pub fn expect(self, status: StatusCode) -> Reply {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         self
     }
 
     #[track_caller]
     pub fn expect_problem(self, status: StatusCode, code: &str) -> Reply {
-        assert_eq!((self.status, self.code().as_str()), (status, code), "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         assert_eq!(self.headers["content-type"], "application/problem+json");
         self
     }
@@ -123,11 +148,18 @@ impl TestClient {
 
     /// A valid proof for this request, with `ath` when a token is given.
     pub fn proof(&self, method: &str, path: &str, token: Option<&str>) -> String {
-        self.key.proof(method, &self.url(path), token, None, self.clock.now())
+        self.key
+            .proof(method, &self.url(path), token, None, self.clock.now())
     }
 
     /// Sends a request with exactly the headers given.
-    pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> Reply {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = self.http.request(method, self.url(path)).body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
@@ -136,7 +168,11 @@ impl TestClient {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap().to_vec();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Sends a request with a fresh proof and, if signed in, the token.
@@ -153,7 +189,8 @@ impl TestClient {
     }
 
     pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Reply {
-        self.send(method, path, serde_json::to_vec(body).unwrap()).await
+        self.send(method, path, serde_json::to_vec(body).unwrap())
+            .await
     }
 
     /// Keeps the token of a token response.
@@ -162,7 +199,13 @@ impl TestClient {
     }
 
     pub async fn sign_up(&mut self, username: &str, password: &str) -> Reply {
-        let reply = self.send_json(Method::POST, "/v1/accounts", &json!({"username": username, "password": password})).await;
+        let reply = self
+            .send_json(
+                Method::POST,
+                "/v1/accounts",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
         if reply.status == StatusCode::CREATED {
             self.keep_token(&reply);
         }
@@ -170,7 +213,13 @@ impl TestClient {
     }
 
     pub async fn log_in(&mut self, username: &str, password: &str) -> Reply {
-        let reply = self.send_json(Method::POST, "/v1/sessions", &json!({"username": username, "password": password})).await;
+        let reply = self
+            .send_json(
+                Method::POST,
+                "/v1/sessions",
+                &json!({"username": username, "password": password}),
+            )
+            .await;
         if reply.status == StatusCode::OK {
             self.keep_token(&reply);
         }

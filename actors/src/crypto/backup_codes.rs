@@ -41,7 +41,9 @@ impl BackupCode {
 
     /// A full set of fresh codes.
     pub fn generate_set() -> Result<Vec<BackupCode>, CryptoError> {
-        (0..BACKUP_CODE_COUNT).map(|_| BackupCode::generate()).collect()
+        (0..BACKUP_CODE_COUNT)
+            .map(|_| BackupCode::generate())
+            .collect()
     }
 
     /// `XXXXX-XXXXX`.
@@ -79,7 +81,12 @@ impl BackupCode {
     }
 
     /// Which of `stored` this code is, compared in constant time against every digest.
-    pub fn find_in(&self, user_key: &UserKey, handle: &Handle, stored: &[[u8; 32]]) -> Option<[u8; 32]> {
+    pub fn find_in(
+        &self,
+        user_key: &UserKey,
+        handle: &Handle,
+        stored: &[[u8; 32]],
+    ) -> Option<[u8; 32]> {
         let digest = self.digest(user_key, handle);
         let mut found = None;
         for candidate in stored {
@@ -109,9 +116,17 @@ mod tests {
         assert_eq!(shown.len(), 11);
         let handle = Handle([1; 32]);
         let user_key = UserKey::generate().unwrap();
-        for typed in [shown.to_string(), shown.to_lowercase(), shown.replace('-', " "), shown.replace('-', "")] {
+        for typed in [
+            shown.to_string(),
+            shown.to_lowercase(),
+            shown.replace('-', " "),
+            shown.replace('-', ""),
+        ] {
             let parsed = BackupCode::parse(&typed).unwrap();
-            assert_eq!(parsed.digest(&user_key, &handle), code.digest(&user_key, &handle));
+            assert_eq!(
+                parsed.digest(&user_key, &handle),
+                code.digest(&user_key, &handle)
+            );
         }
     }
 
@@ -129,7 +144,10 @@ mod tests {
         let handle = Handle([1; 32]);
         let stored = [code.digest(&user_key, &handle)];
         assert!(code.find_in(&user_key, &handle, &stored).is_some());
-        assert!(code.find_in(&UserKey::generate().unwrap(), &handle, &stored).is_none());
+        assert!(
+            code.find_in(&UserKey::generate().unwrap(), &handle, &stored)
+                .is_none()
+        );
         assert!(code.find_in(&user_key, &Handle([2; 32]), &stored).is_none());
     }
 }

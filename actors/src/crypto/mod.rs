@@ -5,7 +5,12 @@
 //! RustCrypto, ECDSA P-256 verification from ring, Ed25519 from ed25519-dalek. This module must
 //! never log, and no type in it prints a secret in Debug.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod backup_codes;
 pub mod data;

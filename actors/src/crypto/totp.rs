@@ -49,7 +49,8 @@ impl TotpSecret {
 
     /// The `otpauth://totp/…` URI an authenticator app scans, labelled `blindfold:<account>`.
     pub fn otpauth_uri(&self, account: &str) -> Zeroizing<String> {
-        let label = percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC);
+        let label =
+            percent_encoding::utf8_percent_encode(account, percent_encoding::NON_ALPHANUMERIC);
         Zeroizing::new(format!(
             "otpauth://totp/blindfold:{label}?secret={}&issuer=blindfold&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
             self.to_base32().as_str()
@@ -130,7 +131,11 @@ mod tests {
         assert_eq!(secret.verify(&code, now + 2 * STEP_SECONDS, 0), None);
         assert_eq!(secret.verify(&code, now, step), None, "reused");
         let earlier = secret.code_at(now - STEP_SECONDS);
-        assert_eq!(secret.verify(&earlier, now, step), None, "an earlier code after a later one");
+        assert_eq!(
+            secret.verify(&earlier, now, step),
+            None,
+            "an earlier code after a later one"
+        );
     }
 
     #[test]
