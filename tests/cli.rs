@@ -1,14 +1,16 @@
 //! The `blindfold` client commands end to end: a real `blindfold serve` on a loopback port, driven
 //! through the binary the way a person or a script would drive it.
 //!
-//! Ignored by default while the server side settles; run with
-//! `cargo test -p blindfold --test cli -- --ignored`.
+//! TOTP codes are computed here from the secret the client prints, with an RFC 6238
+//! implementation independent of the server's.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac_sha1::{Hmac, Mac};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_blindfold");
 
@@ -80,6 +82,7 @@ fn client(
         .env_remove("BLINDFOLD_PASSWORD")
         .env_remove("BLINDFOLD_NEW_PASSWORD")
         .env_remove("BLINDFOLD_RECOVERY_KEY")
+        .env_remove("BLINDFOLD_TOTP")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -110,7 +113,6 @@ fn recovery_key(printed: &str) -> String {
 }
 
 #[test]
-
 fn a_user_signs_up_keeps_items_changes_password_recovers_and_logs_out() {
     let root = tempfile::tempdir().unwrap();
     let config = root.path().join("client");
@@ -192,4 +194,171 @@ fn a_user_signs_up_keeps_items_changes_password_recovers_and_logs_out() {
     let after = client(&server, &config, &[], b"", &["whoami"]);
     assert!(!after.status.success());
     assert!(String::from_utf8_lossy(&after.stderr).contains("log"));
+}
+
+/// RFC 6238 with SHA-1, 6 digits, 30-second steps, written from the RFC.
+fn rfc6238(secret: &[u8], time: u64) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&(time / 30).to_be_bytes());
+    let hash = mac.finalize().into_bytes();
+    let offset = usize::from(hash[19] & 0x0f);
+    let binary = u32::from_be_bytes(hash[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
+    format!("{:06}", binary % 1_000_000)
+}
+
+/// RFC 4648 base32 without padding.
+fn base32_decode(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
+    for c in text.trim_end_matches('=').bytes() {
+        let value = alphabet.iter().position(|a| *a == c).unwrap() as u64;
+        buffer = (buffer << 5) | value;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The indented lines after "Backup codes": the codes, in order.
+fn backup_codes(printed: &str) -> Vec<String> {
+    printed
+        .lines()
+        .skip_while(|l| !l.starts_with("Backup codes"))
+        .skip(1)
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// Runs `totp enable` the way a person does: reads the secret it prints, works out the current
+/// code from it and types that in (on standard input). Returns the secret and all it printed.
+fn enable_totp(server: &Server, config: &Path) -> (Vec<u8>, String) {
+    let mut child = Command::new(BINARY)
+        .args(["--password-stdin", "totp", "enable"])
+        .env("BLINDFOLD_SERVER", &server.url)
+        .env("BLINDFOLD_CONFIG_DIR", config)
+        .env_remove("BLINDFOLD_TOTP")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let secret = loop {
+        let mut line = String::new();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "no secret: {printed}"
+        );
+        printed.push_str(&line);
+        if let Some(secret) = line.strip_prefix("TOTP secret: ") {
+            break base32_decode(secret.trim());
+        }
+    };
+
+    let code = rfc6238(&secret, unix_now());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{code}\n").as_bytes()).unwrap();
+    drop(stdin);
+    std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "totp enable failed: {stderr}");
+    (secret, printed)
+}
+
+#[test]
+fn a_user_turns_on_totp_logs_in_with_a_code_reads_the_security_log_and_deletes_the_account() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("client");
+    let server = start_server(root.path());
+    let password = [("BLINDFOLD_PASSWORD", "a password for bob's account")];
+    succeeded(client(&server, &config, &password, b"", &["signup", "bob"]));
+
+    // TOTP on: the secret and its URI are shown, then ten backup codes, once each.
+    let (secret, printed) = enable_totp(&server, &config);
+    assert!(printed.contains("otpauth URI: otpauth://totp/"));
+    let codes = backup_codes(&printed);
+    assert_eq!(codes.len(), 10, "{printed}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| printed.matches(c.as_str()).count() == 1)
+    );
+    let again = client(&server, &config, &[], b"", &["totp", "enable"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already on"));
+
+    // A login now needs a code: without one it fails and says where a code may come from.
+    let no_code = client(&server, &config, &password, b"", &["login", "bob"]);
+    assert!(!no_code.status.success());
+    assert!(String::from_utf8_lossy(&no_code.stderr).contains("BLINDFOLD_TOTP"));
+
+    // The code of the next step: the one just spent at set-up cannot be used again.
+    let next = rfc6238(&secret, unix_now() + 30);
+    let lines = format!("a password for bob's account\n{next}\n");
+    let args = ["--password-stdin", "login", "bob"];
+    let printed = succeeded(client(&server, &config, &[], lines.as_bytes(), &args));
+    assert_eq!(printed, "logged in as bob\n");
+
+    // The security log: newest first, readable times.
+    let log = succeeded(client(&server, &config, &[], b"", &["security-log"]));
+    let events: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split("  ").filter(|f| !f.is_empty()).nth(1).unwrap())
+        .collect();
+    assert!(log.starts_with("TIME"), "{log}");
+    assert_eq!(&events[..2], ["login", "totp_enabled"], "{log}");
+    assert!(log.lines().nth(1).unwrap().contains(" UTC  "));
+
+    // A new set of backup codes, asked with one of the old ones; the old set stops working.
+    let old = [("BLINDFOLD_TOTP", codes[0].as_str())];
+    let printed = succeeded(client(&server, &config, &old, b"", &["backup-codes"]));
+    let fresh = backup_codes(&printed);
+    assert_eq!(fresh.len(), 10);
+
+    // Deletion: refused without --yes, then done with the password and a backup code.
+    let unconfirmed = client(&server, &config, &password, b"", &["delete-account"]);
+    assert!(!unconfirmed.status.success());
+    let explained = String::from_utf8_lossy(&unconfirmed.stderr);
+    assert!(explained.contains("cannot be undone") && explained.contains("--yes"));
+    let stale = [
+        ("BLINDFOLD_PASSWORD", "a password for bob's account"),
+        ("BLINDFOLD_TOTP", codes[1].as_str()),
+    ];
+    let refused = client(&server, &config, &stale, b"", &["delete-account", "--yes"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_second_factor"));
+    let confirmed = [
+        ("BLINDFOLD_PASSWORD", "a password for bob's account"),
+        ("BLINDFOLD_TOTP", fresh[0].as_str()),
+    ];
+    let args = ["delete-account", "--yes"];
+    let printed = succeeded(client(&server, &config, &confirmed, b"", &args));
+    assert!(printed.starts_with("account deleted"));
+    assert!(!config.join("session.json").exists());
+    assert!(config.join("device.key").exists());
+
+    // The account is gone: logging in fails, with any code.
+    let after = [
+        ("BLINDFOLD_PASSWORD", "a password for bob's account"),
+        ("BLINDFOLD_TOTP", fresh[1].as_str()),
+    ];
+    let gone = client(&server, &config, &after, b"", &["login", "bob"]);
+    assert!(!gone.status.success());
+    let whoami = client(&server, &config, &[], b"", &["whoami"]);
+    assert!(!whoami.status.success());
 }

@@ -22,6 +22,9 @@ use super::{ClientCommand, ItemsCommand, TotpCommand};
 
 /// The problem code a server uses when the request must carry a second factor.
 const SECOND_FACTOR_REQUIRED: &str = "second_factor_required";
+/// What a wrong code while turning TOTP on means and what to do about it.
+const WRONG_SETUP_CODE: &str = "the code does not match the secret (is the app's clock right?); \
+     TOTP stays off, run `blindfold totp enable` again";
 
 /// Everything a command works with.
 pub(crate) struct Context<'k> {
@@ -382,7 +385,7 @@ async fn enable_totp(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), C
         .api
         .call(Method::POST, "/v1/me/totp", Some(&token), &Body::Empty)
         .await
-        .map_err(|e| retitled(e, 409, "TOTP is already on for this account"))?;
+        .map_err(|e| retitled(e, "conflict", "TOTP is already on for this account"))?;
     let begun = TotpEnrollment::parse(&begun.body)?;
     say(
         out,
@@ -407,7 +410,8 @@ async fn enable_totp(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), C
     let reply = ctx
         .api
         .call(Method::POST, "/v1/me/totp/confirm", Some(&token), &body)
-        .await?;
+        .await
+        .map_err(|e| retitled(e, "invalid_second_factor", WRONG_SETUP_CODE))?;
     let codes = BackupCodes::parse(&reply.body)?;
 
     say(
@@ -425,7 +429,7 @@ async fn disable_totp(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), 
     ctx.api
         .call(Method::DELETE, "/v1/me/totp", Some(&token), &body)
         .await
-        .map_err(|e| retitled(e, 404, "TOTP is not on for this account"))?;
+        .map_err(|e| retitled(e, "not_found", "TOTP is not on for this account"))?;
     say(
         out,
         format_args!("TOTP is off; the backup codes no longer work"),
@@ -553,17 +557,17 @@ async fn send_with_second_factor(
     }
 }
 
-/// A server refusal with `status` given a title that names its cause in this command; every
-/// other error unchanged.
-fn retitled(error: ClientError, status: u16, title: &str) -> ClientError {
+/// A server refusal with problem code `code` given a title that names its cause in this
+/// command; every other error unchanged.
+fn retitled(error: ClientError, code: &str, title: &str) -> ClientError {
     match error {
         ClientError::Server {
-            status: refused,
-            code,
-            ..
-        } if refused == status => ClientError::Server {
             status,
-            code,
+            code: refused,
+            ..
+        } if refused == code => ClientError::Server {
+            status,
+            code: refused,
             title: title.into(),
         },
         other => other,
@@ -1200,12 +1204,8 @@ mod tests {
         let env = &[("BLINDFOLD_TOTP", "000000")];
         let command = ClientCommand::Totp(TotpCommand::Enable);
         let (printed, _, _root) = run_against(responses, LOGGED_IN, env, command).await;
-        assert!(
-            printed
-                .unwrap_err()
-                .to_string()
-                .contains("invalid_second_factor")
-        );
+        let refused = printed.unwrap_err().to_string();
+        assert!(refused.contains("invalid_second_factor") && refused.contains("TOTP stays off"));
     }
 
     #[tokio::test]
