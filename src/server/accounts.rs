@@ -132,11 +132,13 @@ pub(crate) async fn log_in(app: &App, req: &Request) -> Result<Response, ApiErro
     let code = body.totp.as_ref().map(|code| code.expose_secret());
     let signed_in = app
         .complete_sign_in(
-            &handle,
+            &SignIn {
+                handle: &handle,
+                user_key: &user_key,
+                code,
+                device: &device,
+            },
             record,
-            &user_key,
-            code,
-            &device,
             Vec::new(),
             "login",
         )
@@ -232,11 +234,13 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
     };
     let signed_in = app
         .complete_sign_in(
-            &handle,
+            &SignIn {
+                handle: &handle,
+                user_key: &user_key,
+                code,
+                device: &device,
+            },
             record,
-            &user_key,
-            code,
-            &device,
             vec![event],
             "recovery",
         )
@@ -255,6 +259,17 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
     let mut body = app.issue(grant).await?;
     body["recovery_key"] = serde_json::Value::String(next_recovery_key.display().to_string());
     Ok(json(StatusCode::OK, &body))
+}
+
+/// A sign-in whose first factor checked out, on its way to being recorded.
+#[derive(Clone, Copy)]
+pub(crate) struct SignIn<'a> {
+    pub handle: &'a Handle,
+    pub user_key: &'a UserKey,
+    /// The TOTP or backup code the request carried, if any.
+    pub code: Option<&'a str>,
+    /// The short thumbprint of the signing-in device, for the security log.
+    pub device: &'a str,
 }
 
 /// A sign-in as recorded: the account after it, and the second factor it used.
@@ -453,14 +468,17 @@ impl App {
     /// code is never accepted twice.
     pub(crate) async fn complete_sign_in(
         &self,
-        handle: &Handle,
+        sign_in: &SignIn<'_>,
         mut record: AccountRecord,
-        user_key: &UserKey,
-        code: Option<&str>,
-        device: &str,
         leading: Vec<Event>,
         entry: &str,
     ) -> Result<SignedIn, ApiError> {
+        let SignIn {
+            handle,
+            user_key,
+            code,
+            device,
+        } = *sign_in;
         for _ in 0..4 {
             let mut events = leading.clone();
             let mut second_factor = Methods::NONE;
