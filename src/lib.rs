@@ -7,5 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod inspect;
 pub mod operator;
+pub mod probe;
 pub mod server;

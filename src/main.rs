@@ -25,6 +25,10 @@ enum Command {
     Serve(ServeArgs),
     /// Drop the projections and rebuild them from the encrypted log.
     Rebuild(StoreArgs),
+    /// Show what an operator with every key can see: counts, sizes, event kinds and times.
+    Inspect(StoreArgs),
+    /// Time unknown-username against wrong-password log-ins on a server you run.
+    ProbeEnumeration(blindfold::probe::ProbeArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -40,6 +44,10 @@ async fn main() -> ExitCode {
         Command::Rebuild(args) => {
             init_logging();
             operator::rebuild(args).map_err(|e| e.to_string())
+        }
+        Command::Inspect(args) => blindfold::inspect::run(args).map_err(|e| e.to_string()),
+        Command::ProbeEnumeration(args) => {
+            blindfold::probe::run(&cli.client.server, args).await.map_err(|e| e.to_string())
         }
         Command::Client(command) => client::run(cli.client, command).await.map_err(|e| e.to_string()),
     };

@@ -258,6 +258,45 @@ pub fn seal_and_open_for_benches(
     open_event(&key, handle, recorded.version, &envelope).map(|(_, event)| event)
 }
 
+/// Runs every decoder of stored bytes on `bytes`: stream metadata, the envelope frame, an
+/// events-keyspace key, an envelope opened under a fixed key, and `bytes` as the plaintext of a
+/// sealed event and of sealed projection values (sealed here, so the decoders behind the seal
+/// see them). Exists for fuzzing; nothing else may call it. Never panics.
+#[doc(hidden)]
+pub fn decode_stored_bytes_for_fuzzing(bytes: &[u8]) {
+    let storage_key = StorageKey::from_bytes([7; 32]);
+    let handle = Handle([1; 32]);
+    let key = StreamKey(Zeroizing::new([9; 32]));
+
+    if let Ok(meta) = StreamMeta::decode(bytes) {
+        let _ = meta.open_key(&storage_key, &handle);
+    }
+    let _ = envelope_position(bytes);
+    let _ = decode_event_key(bytes);
+    let _ = open_event(&key, &handle, 1, bytes);
+
+    let frame = frame(1);
+    let version = 1u64.to_be_bytes();
+    if let Ok(sealed) = aead::seal(&key.0, &[EVENT_LABEL, &handle.0, &version, &frame], bytes) {
+        let mut envelope = frame.to_vec();
+        envelope.extend_from_slice(&sealed);
+        let _ = open_event(&key, &handle, 1, &envelope);
+    }
+
+    if let Ok(seal) = ProjectionSeal::new(&storage_key) {
+        let item_id = ItemId([3; 32]);
+        let account_aad: [&[u8]; 2] = [ACCOUNT_LABEL, &handle.0];
+        if let Ok(sealed) = aead::seal(&seal.key, &account_aad, bytes) {
+            let _ = seal.open_account(&handle, &sealed);
+        }
+        let item_aad: [&[u8]; 3] = [ITEM_LABEL, &handle.0, &item_id.0];
+        if let Ok(sealed) = aead::seal(&seal.key, &item_aad, bytes) {
+            let _ = seal.open_item(&handle, &item_id, &sealed);
+        }
+        let _ = seal.verify_key_check(bytes);
+    }
+}
+
 /// Seals and opens projection values deterministically: the same value at the same place always
 /// seals to the same bytes, so a rebuilt projection equals the live one byte for byte.
 ///
