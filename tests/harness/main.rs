@@ -1,0 +1,9 @@
+//! Hostile-input harness: the real `blindfold` binary as a child process, driven over HTTP with
+//! DPoP. Checks that the operator sees nothing a user owns (audit), that no acknowledged write
+//! is lost to SIGKILL (crash), and that a log-in flood is shed without running out of memory
+//! (flood).
+
+mod audit;
+mod crash;
+mod flood;
+mod support;
