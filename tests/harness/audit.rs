@@ -140,6 +140,39 @@ fn ok(
     reply
 }
 
+/// RFC 6238 (SHA-1, 6 digits, 30 s), from the RFC, independent of the server's TOTP crate.
+fn totp_code(secret: &[u8], time: u64) -> String {
+    use hmac_sha1::{Hmac, Mac};
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&(time / 30).to_be_bytes());
+    let hash = mac.finalize().into_bytes();
+    let offset = usize::from(hash[19] & 0x0f);
+    let binary = u32::from_be_bytes(hash[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
+    format!("{:06}", binary % 1_000_000)
+}
+
+/// RFC 4648 base32 without padding.
+fn base32_decode(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
+    for c in text.trim_end_matches('=').bytes() {
+        buffer = (buffer << 5) | alphabet.iter().position(|a| *a == c).unwrap() as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[tokio::test]
 async fn an_operator_with_every_key_and_debug_logs_finds_no_canary_anywhere() {
     let files = ServerFiles::new();
@@ -250,16 +283,60 @@ async fn an_operator_with_every_key_and_debug_logs_finds_no_canary_anywhere() {
         device.send(Method::GET, "/v1/me", Vec::new()).await,
         StatusCode::OK,
     );
+
+    // The second factor: enrol, log in with a code and then a backup code, read the log.
+    let begun = ok(
+        device.send(Method::POST, "/v1/me/totp", Vec::new()).await,
+        StatusCode::OK,
+    )
+    .json();
+    let totp_base32 = begun["secret"].as_str().unwrap().to_owned();
+    let totp_secret = base32_decode(&totp_base32);
+    let code = totp_code(&totp_secret, unix_now());
+    let confirm = json!({"enrollment": begun["enrollment"], "code": code});
+    let confirmed = ok(
+        device
+            .send_json(Method::POST, "/v1/me/totp/confirm", &confirm)
+            .await,
+        StatusCode::OK,
+    )
+    .json();
+    let backup_codes: Vec<String> = confirmed["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let with_backup =
+        json!({"username": USERNAME, "password": RECOVERED_PASSWORD, "totp": backup_codes[0]});
+    ok(
+        Client::new(&http, &server.base)
+            .send_json(Method::POST, "/v1/sessions", &with_backup)
+            .await,
+        StatusCode::OK,
+    );
+    ok(
+        device
+            .send(Method::GET, "/v1/me/security-log", Vec::new())
+            .await,
+        StatusCode::OK,
+    );
+
     let last_token = device.token.clone().unwrap();
     server.kill();
 
-    let secrets = [
+    let mut secrets = vec![
         ("recovery key", recovery_key.clone()),
         ("second recovery key", second_recovery_key),
         ("first token", first_token),
         ("last token", last_token),
+        ("TOTP secret (base32)", totp_base32),
     ];
-    let canaries = canaries(&secrets);
+    for code in &backup_codes {
+        secrets.push(("backup code", code.clone()));
+    }
+    let mut canaries = canaries(&secrets);
+    canaries.push(("TOTP secret (raw)".to_string(), totp_secret.clone()));
     let mut found = Vec::new();
 
     // (a) Every byte of the data directory, and the logs.
