@@ -115,10 +115,10 @@ impl ServerProcess {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let url = format!("{}/healthz", self.base);
-            if let Ok(reply) = http.get(url).send().await {
-                if reply.status().is_success() {
-                    return;
-                }
+            if let Ok(reply) = http.get(url).send().await
+                && reply.status().is_success()
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "the server did not come up");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -231,10 +231,10 @@ impl Client {
 
     /// Keeps the token of a successful token response.
     pub fn keep_token(&mut self, reply: &Reply) {
-        if reply.status.is_success() {
-            if let Some(token) = reply.json()["access_token"].as_str() {
-                self.token = Some(token.to_owned());
-            }
+        if reply.status.is_success()
+            && let Some(token) = reply.json()["access_token"].as_str()
+        {
+            self.token = Some(token.to_owned());
         }
     }
 
