@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod inspect;
+pub mod loadgen;
 pub mod operator;
 pub mod probe;
 pub mod server;

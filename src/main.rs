@@ -29,6 +29,8 @@ enum Command {
     Inspect(StoreArgs),
     /// Time unknown-username against wrong-password log-ins on a server you run.
     ProbeEnumeration(blindfold::probe::ProbeArgs),
+    /// Drive a running server with many DPoP clients and report throughput and latency.
+    Bench(blindfold::loadgen::BenchArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -49,6 +51,7 @@ async fn main() -> ExitCode {
         Command::ProbeEnumeration(args) => {
             blindfold::probe::run(&cli.client.server, args).await.map_err(|e| e.to_string())
         }
+        Command::Bench(args) => blindfold::loadgen::run(args).await.map_err(|e| e.to_string()),
         Command::Client(command) => client::run(cli.client, command).await.map_err(|e| e.to_string()),
     };
     match result {
