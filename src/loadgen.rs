@@ -587,3 +587,27 @@ fn report_memory(pid: u32, memory: Memory, workers: usize, params: KdfParams) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_no_latencies_are_zero() {
+        assert_eq!(quantile_ms(&[], 0.99), 0.0);
+    }
+
+    #[test]
+    fn the_median_and_the_99th_percentile_are_the_nearest_ranks() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile_ms(&sorted, 0.50), 50.0);
+        assert_eq!(quantile_ms(&sorted, 0.99), 99.0);
+        assert_eq!(quantile_ms(&sorted[..1], 0.99), 1.0);
+    }
+
+    #[test]
+    fn resident_memory_of_this_process_is_readable() {
+        let (rss, hwm) = resident_kib(std::process::id()).unwrap_or_default();
+        assert!(rss > 0 && hwm >= rss);
+    }
+}
