@@ -52,7 +52,13 @@ async fn main() -> ExitCode {
             blindfold::probe::run(&cli.client.server, args).await.map_err(|e| e.to_string())
         }
         Command::Bench(args) => blindfold::loadgen::run(args).await.map_err(|e| e.to_string()),
-        Command::Client(command) => client::run(cli.client, command).await.map_err(|e| e.to_string()),
+        Command::Client(command) => match client::run(cli.client, command).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(error.exit_class().code());
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
