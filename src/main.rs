@@ -48,10 +48,12 @@ async fn main() -> ExitCode {
             operator::rebuild(args).map_err(|e| e.to_string())
         }
         Command::Inspect(args) => blindfold::inspect::run(args).map_err(|e| e.to_string()),
-        Command::ProbeEnumeration(args) => {
-            blindfold::probe::run(&cli.client.server, args).await.map_err(|e| e.to_string())
-        }
-        Command::Bench(args) => blindfold::loadgen::run(args).await.map_err(|e| e.to_string()),
+        Command::ProbeEnumeration(args) => blindfold::probe::run(&cli.client.server, args)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Bench(args) => blindfold::loadgen::run(args)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Client(command) => match client::run(cli.client, command).await {
             Ok(()) => Ok(()),
             Err(error) => {
@@ -73,5 +75,8 @@ async fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
