@@ -14,6 +14,10 @@
 //! projection     = seal_with_nonce(projection_key, HMAC(nonce_key, aad ‖ plaintext)[..12],
 //!                                  0x01 ‖ postcard(record or entry), aad)
 //! ```
+//!
+//! An account record is sealed with its `version` set to 0; the stream meta's version is the
+//! record's. Like every stream meta version it is in the clear and not authenticated: a thief
+//! who can write the store can roll it, as they could before, but can read nothing by it.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
@@ -46,6 +50,9 @@ const FRAME_V1: u8 = 1;
 const EVENT_SCHEMA_V1: u8 = 1;
 /// Schema byte in front of the postcard bytes of a projection value, inside the seal.
 const PROJECTION_SCHEMA_V1: u8 = 1;
+
+/// What the `version` field of a sealed account record holds: the real one is in the stream meta.
+const UNSEALED_VERSION: u64 = 0;
 
 /// Bytes of the clear envelope frame: format byte and feed position.
 const FRAME_LEN: usize = 1 + 8;
@@ -287,7 +294,7 @@ pub fn decode_stored_bytes_for_fuzzing(bytes: &[u8]) {
         let item_id = ItemId([3; 32]);
         let account_aad: [&[u8]; 2] = [ACCOUNT_LABEL, &handle.0];
         if let Ok(sealed) = aead::seal(&seal.key, &account_aad, bytes) {
-            let _ = seal.open_account(&handle, &sealed);
+            let _ = seal.open_account(&handle, &sealed, 1);
         }
         let item_aad: [&[u8]; 3] = [ITEM_LABEL, &handle.0, &item_id.0];
         if let Ok(sealed) = aead::seal(&seal.key, &item_aad, bytes) {
@@ -321,22 +328,32 @@ impl ProjectionSeal {
         Ok(Self { key, nonce_key })
     }
 
-    /// Seals an account record, bound to its handle.
+    /// Seals an account record, bound to its handle, **without its `version`**: the stream meta
+    /// holds the version, so an event that changes nothing else (an item put or deletion) leaves
+    /// the sealed record byte for byte as it was and need not rewrite it.
     pub(crate) fn seal_account(
         &self,
         handle: &Handle,
-        record: &AccountRecord,
+        mut record: AccountRecord,
     ) -> Result<Vec<u8>, StoreError> {
-        self.seal(&[ACCOUNT_LABEL, &handle.0], record)
+        record.version = UNSEALED_VERSION;
+        self.seal(&[ACCOUNT_LABEL, &handle.0], &record)
     }
 
-    /// Opens an account record sealed for `handle`.
+    /// Opens an account record sealed for `handle`, giving it `version` (the stream's, from its
+    /// meta). A sealed record that carries a version of its own is corrupt.
     pub(crate) fn open_account(
         &self,
         handle: &Handle,
         sealed: &[u8],
+        version: u64,
     ) -> Result<AccountRecord, StoreError> {
-        self.open(&[ACCOUNT_LABEL, &handle.0], sealed)
+        let mut record: AccountRecord = self.open(&[ACCOUNT_LABEL, &handle.0], sealed)?;
+        if record.version != UNSEALED_VERSION {
+            return Err(StoreError::Corrupt);
+        }
+        record.version = version;
+        Ok(record)
     }
 
     /// Seals an item entry, bound to its handle and item id.

@@ -24,7 +24,8 @@
 //! This module must never write a user-readable byte, panic on stored bytes, or let a handle
 //! reach a log or an error.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -43,7 +44,7 @@ const FEED_HEAD: &[u8] = b"feed-head";
 const KEY_CHECK: &[u8] = b"key-check";
 /// The first feed position of a new store.
 const FIRST_POSITION: u64 = 1;
-/// Events a rebuild replays between two writes of its projection chunk.
+/// Projection values a rebuild gathers before it writes them in one (unsynced) batch.
 const REBUILD_CHUNK: u64 = 8192;
 
 /// The embedded event store. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -214,21 +215,27 @@ impl FjallStore {
             .transpose()
     }
 
+    /// The account record as staged or stored, given `version` (the stream meta's).
     fn stored_account(
         &self,
         staged: &Staged,
         handle: &Handle,
+        version: u64,
     ) -> Result<Option<AccountRecord>, StoreError> {
         self.lookup(staged, Space::Accounts, &handle.0)?
-            .map(|sealed| self.projection.open_account(handle, &sealed))
+            .map(|sealed| self.projection.open_account(handle, &sealed, version))
             .transpose()
     }
 
     /// Stages one append on top of `staged`. Returns its own writes (nothing is written on an
     /// error), the next free feed position and the stream's new version.
+    ///
+    /// The account record is read, opened and sealed again only when an event changes more than
+    /// its version (see [`projection::changes_record`]); item events leave it as stored.
     fn stage_append(
         &self,
         staged: &Staged,
+        keys: &mut BatchKeys,
         mut position: u64,
         append: &Append,
     ) -> Result<(Staged, u64, u64), StoreError> {
@@ -245,19 +252,16 @@ impl FjallStore {
             return Ok((Staged::default(), position, actual));
         }
 
-        let (mut meta, key, mut record) = match meta {
+        let (mut meta, mut record) = match meta {
             None => {
                 let key = StreamKey::generate()?;
-                (StreamMeta::new(&self.storage_key, handle, &key)?, key, None)
+                let meta = StreamMeta::new(&self.storage_key, handle, &key)?;
+                keys.insert(*handle, key);
+                (meta, Record::None)
             }
-            Some(meta) => {
-                let key = meta.open_key(&self.storage_key, handle)?;
-                let record = self
-                    .stored_account(staged, handle)?
-                    .ok_or(StoreError::Corrupt)?;
-                (meta, key, Some(record))
-            }
+            Some(meta) => (meta, Record::AsStored),
         };
+        let key = keys.get_or_open(self, handle, &meta)?;
 
         let mut own = Staged::default();
         for event in &append.events {
@@ -267,9 +271,19 @@ impl FjallStore {
                 at: append.at,
                 event: event.clone(),
             };
-            record = Some(next_record(record, &recorded)?);
+            record = match record {
+                Record::AsStored if !projection::changes_record(event) => Record::AsStored,
+                Record::AsStored => {
+                    let stored = self
+                        .stored_account(staged, handle, meta.version)?
+                        .ok_or(StoreError::Corrupt)?;
+                    Record::Changed(next_record(Some(stored), &recorded)?)
+                }
+                Record::None => Record::Changed(next_record(None, &recorded)?),
+                Record::Changed(current) => Record::Changed(next_record(Some(current), &recorded)?),
+            };
 
-            let envelope = envelope::seal_event(&key, handle, position, &recorded)?;
+            let envelope = envelope::seal_event(key, handle, position, &recorded)?;
             own.put(
                 Space::Events,
                 envelope::event_key(handle, version),
@@ -286,7 +300,7 @@ impl FjallStore {
             position = position.checked_add(1).ok_or(StoreError::Corrupt)?;
         }
 
-        if let Some(record) = &record {
+        if let Record::Changed(record) = record {
             own.put(
                 Space::Accounts,
                 handle.0.to_vec(),
@@ -364,6 +378,41 @@ impl FjallStore {
     }
 }
 
+/// An account record while one append is staged.
+enum Record {
+    /// The stream is new: no record yet.
+    None,
+    /// The stream exists and its record is as stored, but for its version.
+    AsStored,
+    /// The record as this append leaves it so far.
+    Changed(AccountRecord),
+}
+
+/// Stream keys opened during one `append_batch` call, so a stream appended to several times in
+/// one batch has its key unwrapped once. Dropped (and wiped) when the call returns: no stream
+/// key outlives the batch it was opened for.
+#[derive(Default)]
+struct BatchKeys(HashMap<Handle, StreamKey>);
+
+impl BatchKeys {
+    fn insert(&mut self, handle: Handle, key: StreamKey) {
+        self.0.insert(handle, key);
+    }
+
+    /// The stream's key: from this batch if opened already, else unwrapped from `meta`.
+    fn get_or_open(
+        &mut self,
+        store: &FjallStore,
+        handle: &Handle,
+        meta: &StreamMeta,
+    ) -> Result<&StreamKey, StoreError> {
+        match self.0.entry(*handle) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => Ok(entry.insert(meta.open_key(&store.storage_key, handle)?)),
+        }
+    }
+}
+
 /// The record after `recorded`, telling a missing account and a second creation apart from a
 /// corrupt stream.
 fn next_record(
@@ -398,10 +447,11 @@ impl EventStore for FjallStore {
         };
 
         let mut staged = Staged::default();
+        let mut keys = BatchKeys::default();
         let mut position = *head;
         let mut results = Vec::with_capacity(appends.len());
         for append in &appends {
-            results.push(self.stage_append(&staged, position, append).map(
+            results.push(self.stage_append(&staged, &mut keys, position, append).map(
                 |(own, next, version)| {
                     staged.0.extend(own.0);
                     position = next;
@@ -432,8 +482,20 @@ impl EventStore for FjallStore {
         results
     }
 
+    /// The sealed record and the stream meta's version, read from one snapshot.
     fn account(&self, handle: &Handle) -> Result<Option<AccountRecord>, StoreError> {
-        self.stored_account(&Staged::default(), handle)
+        let snapshot = self.db.snapshot();
+        let Some(sealed) = snapshot.get(&self.accounts, handle.0).map_err(backend)? else {
+            return Ok(None);
+        };
+        let meta = snapshot
+            .get(&self.streams, handle.0)
+            .map_err(backend)?
+            .ok_or(StoreError::Corrupt)?;
+        let version = StreamMeta::decode(&meta)?.version;
+        self.projection
+            .open_account(handle, &sealed, version)
+            .map(Some)
     }
 
     fn items(&self, handle: &Handle) -> Result<Vec<ItemEntry>, StoreError> {
@@ -541,9 +603,17 @@ impl EventStore for FjallStore {
         self.commit(staged, true)
     }
 
-    /// Replays the feed in order, reading only ciphertext and the storage key. A stream with an
-    /// envelope that does not open (or a gap, or an event that cannot follow) is skipped whole,
-    /// counted in `corrupt_streams` and logged without its handle.
+    /// Replays the log stream by stream, reading only ciphertext and the storage key: one
+    /// sequential pass over the events keyspace (in key order, so each stream's events come
+    /// together and in version order), each stream key unwrapped once, each stream's record and
+    /// item index folded in memory and written once at the stream's end. The projections are
+    /// pure functions of each stream's own events, so this gives what replaying the feed in
+    /// global order would; the feed itself is not read (it is the global order for readers).
+    ///
+    /// A stream with an envelope that does not open, a gap, an event that cannot follow, fewer
+    /// events than its meta records, or no events at all is skipped whole, counted in
+    /// `corrupt_streams` and logged without its handle. Events of a deleted stream are skipped.
+    /// Memory holds one stream's projections and one write batch at a time.
     ///
     /// Appends and deletions wait for it; readers do not, and meanwhile may find an account
     /// missing, so run it with the server stopped.
@@ -552,12 +622,12 @@ impl EventStore for FjallStore {
         self.accounts.clear().map_err(backend)?;
         self.items.clear().map_err(backend)?;
 
-        let mut replay = Replay::new(self);
-        for guard in self.db.snapshot().iter(&self.feed) {
-            let (key, value) = guard.into_inner().map_err(backend)?;
-            let position: [u8; 8] = (*key).try_into().map_err(|_| StoreError::Corrupt)?;
-            let (handle, version) = envelope::decode_event_key(&value)?;
-            replay.event(u64::from_be_bytes(position), handle, version)?;
+        let snapshot = self.db.snapshot();
+        let mut replay = Replay::new(self, snapshot.iter(&self.streams));
+        for guard in snapshot.iter(&self.events) {
+            let (key, envelope) = guard.into_inner().map_err(backend)?;
+            let (handle, version) = envelope::decode_event_key(&key)?;
+            replay.event(handle, version, &envelope)?;
         }
         replay.finish()
     }
@@ -592,124 +662,216 @@ impl FjallStore {
     }
 }
 
-/// The state of one rebuild: projections of the current chunk, and the streams found corrupt.
-struct Replay<'a> {
+/// The state of one rebuild: the stream being replayed, the stream metas not yet reached, the
+/// projection writes not yet committed, and the counts so far.
+struct Replay<'a, M> {
     store: &'a FjallStore,
-    /// Stream keys of the current chunk; `None` for a stream deleted after its feed entry.
-    keys: HashMap<Handle, Option<StreamKey>>,
-    /// Account records changed in the current chunk.
-    records: HashMap<Handle, AccountRecord>,
-    /// Item entries changed in the current chunk.
-    items: Staged,
-    corrupt: HashSet<Handle>,
-    in_chunk: u64,
+    /// Every stream meta, in key order: walked alongside the events, as they share keys.
+    metas: M,
+    /// The next meta, read but not yet reached by the events.
+    next_meta: Option<fjall::KvPair>,
+    stream: Option<StreamReplay>,
+    /// Projection writes not yet committed: at most [`REBUILD_CHUNK`] and one stream's.
+    pending: Vec<(Space, Vec<u8>, Vec<u8>)>,
     report: RebuildReport,
 }
 
-impl<'a> Replay<'a> {
-    fn new(store: &'a FjallStore) -> Self {
+/// One stream while it is replayed.
+struct StreamReplay {
+    handle: Handle,
+    state: StreamState,
+}
+
+enum StreamState {
+    /// Events are being applied.
+    Open {
+        key: StreamKey,
+        /// The version the stream meta records.
+        meta_version: u64,
+        record: Option<AccountRecord>,
+        items: BTreeMap<ItemId, ItemEntry>,
+    },
+    /// The stream has no meta (it was deleted): its events are skipped.
+    Deleted,
+    /// The stream is corrupt: its remaining events are skipped and it writes nothing.
+    Corrupt,
+}
+
+impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
+    fn new(store: &'a FjallStore, metas: M) -> Self {
         Replay {
             store,
-            keys: HashMap::new(),
-            records: HashMap::new(),
-            items: Staged::default(),
-            corrupt: HashSet::new(),
-            in_chunk: 0,
+            metas,
+            next_meta: None,
+            stream: None,
+            pending: Vec::new(),
             report: RebuildReport::default(),
         }
     }
 
-    /// Replays the feed entry at `position`. Errors only when the store itself fails.
-    fn event(&mut self, position: u64, handle: Handle, version: u64) -> Result<(), StoreError> {
-        if self.corrupt.contains(&handle) {
+    /// Replays one event. Errors only when the store itself fails.
+    fn event(&mut self, handle: Handle, version: u64, envelope: &[u8]) -> Result<(), StoreError> {
+        if self.stream.as_ref().is_none_or(|s| s.handle != handle) {
+            if let Some(done) = self.stream.take() {
+                self.finish_stream(done)?;
+            }
+            let state = self.start_stream(&handle)?;
+            self.stream = Some(StreamReplay { handle, state });
+        }
+        let Some(stream) = self.stream.as_mut() else {
             return Ok(());
-        }
-        match self.apply(position, &handle, version) {
-            Ok(true) => self.report.events += 1,
-            Ok(false) => {}
-            Err(StoreError::Corrupt) => self.mark_corrupt(handle, position),
-            Err(error) => return Err(error),
-        }
+        };
+        let StreamState::Open {
+            key, record, items, ..
+        } = &mut stream.state
+        else {
+            return Ok(());
+        };
 
-        self.in_chunk += 1;
-        if self.in_chunk >= REBUILD_CHUNK {
-            self.flush()?;
+        match apply_event(key, &handle, version, envelope, record, items) {
+            Ok(()) => self.report.events += 1,
+            Err(StoreError::Corrupt) => {
+                stream.state = StreamState::Corrupt;
+                let position = envelope::envelope_position(envelope).ok();
+                self.mark_corrupt(position);
+            }
+            Err(error) => return Err(error),
         }
         Ok(())
     }
 
-    /// Applies one event to the chunk's projections; `false` if its stream no longer exists.
-    fn apply(&mut self, position: u64, handle: &Handle, version: u64) -> Result<bool, StoreError> {
-        if !self.keys.contains_key(handle) {
-            let key = match self.store.stream_key(handle) {
-                Err(StoreError::NotFound) => None,
-                other => Some(other?),
+    /// The state a stream starts in: its meta is found among the metas (every meta passed over
+    /// on the way has no events left, and is counted corrupt) and its key unwrapped.
+    fn start_stream(&mut self, handle: &Handle) -> Result<StreamState, StoreError> {
+        loop {
+            let (key, meta) = match self.next_meta.take() {
+                Some(next) => next,
+                None => match self.metas.next() {
+                    Some(guard) => guard.into_inner().map_err(backend)?,
+                    None => return Ok(StreamState::Deleted),
+                },
             };
-            self.keys.insert(*handle, key);
+            match (*key).cmp(&handle.0[..]) {
+                std::cmp::Ordering::Less => self.mark_corrupt(None),
+                std::cmp::Ordering::Equal => return Ok(self.open_stream(handle, &meta)),
+                std::cmp::Ordering::Greater => {
+                    self.next_meta = Some((key, meta));
+                    return Ok(StreamState::Deleted);
+                }
+            }
         }
-        let Some(Some(key)) = self.keys.get(handle) else {
-            return Ok(false);
-        };
-
-        let envelope = self
-            .store
-            .events
-            .get(envelope::event_key(handle, version))
-            .map_err(backend)?;
-        let envelope = envelope.ok_or(StoreError::Corrupt)?;
-        let (stored_position, recorded) = envelope::open_event(key, handle, version, &envelope)?;
-        if stored_position != position {
-            return Err(StoreError::Corrupt);
-        }
-
-        let record = match self.records.remove(handle) {
-            Some(record) => Some(record),
-            None => self.store.stored_account(&Staged::default(), handle)?,
-        };
-        let record = projection::apply(record, &recorded).ok_or(StoreError::Corrupt)?;
-        self.records.insert(*handle, record);
-        self.store
-            .stage_item_change(&mut self.items, handle, &recorded)?;
-        Ok(true)
     }
 
-    fn mark_corrupt(&mut self, handle: Handle, position: u64) {
-        tracing::warn!(position, "rebuild.stream_corrupt");
-        self.records.remove(&handle);
-        self.corrupt.insert(handle);
+    fn open_stream(&mut self, handle: &Handle, meta: &[u8]) -> StreamState {
+        let opened = StreamMeta::decode(meta).and_then(|meta| {
+            Ok((
+                meta.open_key(&self.store.storage_key, handle)?,
+                meta.version,
+            ))
+        });
+        match opened {
+            Ok((key, meta_version)) => StreamState::Open {
+                key,
+                meta_version,
+                record: None,
+                items: BTreeMap::new(),
+            },
+            Err(_) => {
+                self.mark_corrupt(None);
+                StreamState::Corrupt
+            }
+        }
+    }
+
+    /// Stages the projections of a stream replayed whole; commits (without fsync) once enough
+    /// writes are pending.
+    fn finish_stream(&mut self, stream: StreamReplay) -> Result<(), StoreError> {
+        let StreamState::Open {
+            meta_version,
+            record,
+            items,
+            ..
+        } = stream.state
+        else {
+            return Ok(());
+        };
+        let Some(record) = record.filter(|record| record.version == meta_version) else {
+            // Events the meta records are missing from the log's tail.
+            self.mark_corrupt(None);
+            return Ok(());
+        };
+
+        let handle = &stream.handle;
+        let projection = &self.store.projection;
+        for entry in items.into_values() {
+            let sealed = projection.seal_item(handle, &entry)?;
+            let key = envelope::item_key(handle, &entry.item_id);
+            self.pending.push((Space::Items, key, sealed));
+        }
+        let sealed = projection.seal_account(handle, record)?;
+        self.pending
+            .push((Space::Accounts, handle.0.to_vec(), sealed));
+        self.report.accounts += 1;
+
+        if self.pending.len() as u64 >= REBUILD_CHUNK {
+            self.commit_pending()?;
+        }
+        Ok(())
+    }
+
+    fn mark_corrupt(&mut self, position: Option<u64>) {
+        tracing::warn!(?position, "rebuild.stream_corrupt");
         self.report.corrupt_streams += 1;
     }
 
-    /// Writes the chunk's projections (no fsync: `finish` syncs once) and forgets the chunk.
-    fn flush(&mut self) -> Result<(), StoreError> {
-        let mut staged = std::mem::take(&mut self.items);
-        for (handle, record) in self.records.drain() {
-            let sealed = self.store.projection.seal_account(&handle, &record)?;
-            staged.put(Space::Accounts, handle.0.to_vec(), sealed);
+    /// Writes the pending projection values in one batch, without fsync: `finish` syncs once.
+    fn commit_pending(&mut self) -> Result<(), StoreError> {
+        let mut batch = self.store.db.batch().durability(Some(PersistMode::Buffer));
+        for (space, key, value) in self.pending.drain(..) {
+            batch.insert(self.store.keyspace(space), key, value);
         }
-        self.keys.clear();
-        self.in_chunk = 0;
-        self.store.commit(staged, false)
+        batch.commit().map_err(backend)
     }
 
-    /// Writes the last chunk, removes what corrupt streams left in the projections, and syncs.
+    /// Finishes the last stream, counts the metas no event reached, writes what is pending and
+    /// syncs.
     fn finish(mut self) -> Result<RebuildReport, StoreError> {
-        self.flush()?;
-
-        let mut staged = Staged::default();
-        for handle in &self.corrupt {
-            staged.remove(Space::Accounts, handle.0.to_vec());
-            for guard in self.store.items.prefix(handle.0) {
-                staged.remove(Space::Items, guard.key().map_err(backend)?.to_vec());
-            }
+        if let Some(done) = self.stream.take() {
+            self.finish_stream(done)?;
         }
-        self.store.commit(staged, true)?;
+        let mut without_events = u64::from(self.next_meta.take().is_some());
+        for guard in self.metas.by_ref() {
+            guard.key().map_err(backend)?;
+            without_events += 1;
+        }
+        for _ in 0..without_events {
+            self.mark_corrupt(None);
+        }
+        self.commit_pending()?;
         self.store
             .db
             .persist(PersistMode::SyncAll)
             .map_err(backend)?;
-
-        self.report.accounts = self.store.accounts.len().map_err(backend)? as u64;
         Ok(self.report)
     }
+}
+
+/// Opens one envelope of a stream and applies it to the stream's record and item index. Any
+/// failure to open, to follow the record, or a version out of order is `Corrupt`.
+fn apply_event(
+    key: &StreamKey,
+    handle: &Handle,
+    version: u64,
+    envelope: &[u8],
+    record: &mut Option<AccountRecord>,
+    items: &mut BTreeMap<ItemId, ItemEntry>,
+) -> Result<(), StoreError> {
+    let (_, recorded) = envelope::open_event(key, handle, version, envelope)?;
+    *record = Some(projection::apply(record.take(), &recorded).ok_or(StoreError::Corrupt)?);
+    match projection::item_change(&recorded) {
+        Some(ItemChange::Put(entry)) => drop(items.insert(entry.item_id, entry)),
+        Some(ItemChange::Delete(item_id)) => drop(items.remove(&item_id)),
+        None => {}
+    }
+    Ok(())
 }

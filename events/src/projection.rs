@@ -84,6 +84,12 @@ pub fn apply(record: Option<AccountRecord>, recorded: &RecordedEvent) -> Option<
     }
 }
 
+/// Whether `event` changes an account record in more than its `version`. Item events do not:
+/// they change only the item index, so a store may leave the rest of the record untouched.
+pub(crate) fn changes_record(event: &Event) -> bool {
+    !matches!(event, Event::ItemPut { .. } | Event::ItemDeleted { .. })
+}
+
 /// The record a stream's first event makes, if that event is `AccountCreated` at version 1.
 fn created(recorded: &RecordedEvent) -> Option<AccountRecord> {
     let Event::AccountCreated {
@@ -318,5 +324,30 @@ mod tests {
             Some(ItemChange::Delete(deleted)) if deleted == id
         ));
         assert!(item_change(&at(6, Event::SessionsRevoked)).is_none());
+    }
+
+    #[test]
+    fn an_event_said_to_change_only_the_version_changes_nothing_else() {
+        let base = apply(None, &created()).unwrap();
+        let events = [
+            Event::ItemPut {
+                item_id: ItemId([5; 32]),
+                sealed_name: vec![1],
+                sealed_value: vec![2],
+                size: 3,
+            },
+            Event::ItemDeleted {
+                item_id: ItemId([5; 32]),
+            },
+        ];
+        for event in events {
+            assert!(!changes_record(&event));
+            let mut after = apply(Some(base.clone()), &at(2, event)).unwrap();
+            assert_eq!(after.version, 2);
+            after.version = base.version;
+            assert_eq!(after, base);
+        }
+        assert!(changes_record(&Event::SessionsRevoked));
+        assert!(changes_record(&Event::TotpStepUsed { step: 1 }));
     }
 }
