@@ -277,10 +277,12 @@ impl FjallStore {
                     let stored = self
                         .stored_account(staged, handle, meta.version)?
                         .ok_or(StoreError::Corrupt)?;
-                    Record::Changed(next_record(Some(stored), &recorded)?)
+                    Record::Changed(Box::new(next_record(Some(stored), &recorded)?))
                 }
-                Record::None => Record::Changed(next_record(None, &recorded)?),
-                Record::Changed(current) => Record::Changed(next_record(Some(current), &recorded)?),
+                Record::None => Record::Changed(Box::new(next_record(None, &recorded)?)),
+                Record::Changed(current) => {
+                    Record::Changed(Box::new(next_record(Some(*current), &recorded)?))
+                }
             };
 
             let envelope = envelope::seal_event(key, handle, position, &recorded)?;
@@ -304,7 +306,7 @@ impl FjallStore {
             own.put(
                 Space::Accounts,
                 handle.0.to_vec(),
-                self.projection.seal_account(handle, record)?,
+                self.projection.seal_account(handle, *record)?,
             );
         }
         own.put(Space::Streams, handle.0.to_vec(), meta.encode());
@@ -385,7 +387,7 @@ enum Record {
     /// The stream exists and its record is as stored, but for its version.
     AsStored,
     /// The record as this append leaves it so far.
-    Changed(AccountRecord),
+    Changed(Box<AccountRecord>),
 }
 
 /// Stream keys opened during one `append_batch` call, so a stream appended to several times in
@@ -676,6 +678,15 @@ struct Replay<'a, M> {
     report: RebuildReport,
 }
 
+/// A stream whose events are being applied: its key, and its projections so far.
+struct OpenStream {
+    key: StreamKey,
+    /// The version the stream meta records.
+    meta_version: u64,
+    record: Option<AccountRecord>,
+    items: BTreeMap<ItemId, ItemEntry>,
+}
+
 /// One stream while it is replayed.
 struct StreamReplay {
     handle: Handle,
@@ -684,13 +695,7 @@ struct StreamReplay {
 
 enum StreamState {
     /// Events are being applied.
-    Open {
-        key: StreamKey,
-        /// The version the stream meta records.
-        meta_version: u64,
-        record: Option<AccountRecord>,
-        items: BTreeMap<ItemId, ItemEntry>,
-    },
+    Open(Box<OpenStream>),
     /// The stream has no meta (it was deleted): its events are skipped.
     Deleted,
     /// The stream is corrupt: its remaining events are skipped and it writes nothing.
@@ -721,14 +726,11 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        let StreamState::Open {
-            key, record, items, ..
-        } = &mut stream.state
-        else {
+        let StreamState::Open(open) = &mut stream.state else {
             return Ok(());
         };
 
-        match apply_event(key, &handle, version, envelope, record, items) {
+        match apply_event(open, &handle, version, envelope) {
             Ok(()) => self.report.events += 1,
             Err(StoreError::Corrupt) => {
                 stream.state = StreamState::Corrupt;
@@ -770,12 +772,12 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
             ))
         });
         match opened {
-            Ok((key, meta_version)) => StreamState::Open {
+            Ok((key, meta_version)) => StreamState::Open(Box::new(OpenStream {
                 key,
                 meta_version,
                 record: None,
                 items: BTreeMap::new(),
-            },
+            })),
             Err(_) => {
                 self.mark_corrupt(None);
                 StreamState::Corrupt
@@ -786,15 +788,15 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
     /// Stages the projections of a stream replayed whole; commits (without fsync) once enough
     /// writes are pending.
     fn finish_stream(&mut self, stream: StreamReplay) -> Result<(), StoreError> {
-        let StreamState::Open {
+        let StreamState::Open(open) = stream.state else {
+            return Ok(());
+        };
+        let OpenStream {
             meta_version,
             record,
             items,
             ..
-        } = stream.state
-        else {
-            return Ok(());
-        };
+        } = *open;
         let Some(record) = record.filter(|record| record.version == meta_version) else {
             // Events the meta records are missing from the log's tail.
             self.mark_corrupt(None);
@@ -859,18 +861,17 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
 /// Opens one envelope of a stream and applies it to the stream's record and item index. Any
 /// failure to open, to follow the record, or a version out of order is `Corrupt`.
 fn apply_event(
-    key: &StreamKey,
+    stream: &mut OpenStream,
     handle: &Handle,
     version: u64,
     envelope: &[u8],
-    record: &mut Option<AccountRecord>,
-    items: &mut BTreeMap<ItemId, ItemEntry>,
 ) -> Result<(), StoreError> {
-    let (_, recorded) = envelope::open_event(key, handle, version, envelope)?;
-    *record = Some(projection::apply(record.take(), &recorded).ok_or(StoreError::Corrupt)?);
+    let (_, recorded) = envelope::open_event(&stream.key, handle, version, envelope)?;
+    let record = projection::apply(stream.record.take(), &recorded).ok_or(StoreError::Corrupt)?;
+    stream.record = Some(record);
     match projection::item_change(&recorded) {
-        Some(ItemChange::Put(entry)) => drop(items.insert(entry.item_id, entry)),
-        Some(ItemChange::Delete(item_id)) => drop(items.remove(&item_id)),
+        Some(ItemChange::Put(entry)) => drop(stream.items.insert(entry.item_id, entry)),
+        Some(ItemChange::Delete(item_id)) => drop(stream.items.remove(&item_id)),
         None => {}
     }
     Ok(())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use blindfold_events::{Append, Event, EventStore, ItemId};
 use proptest::prelude::*;
 
-use crate::{created, handle, item_put, open, wrap};
+use crate::{append, append_one, created, handle, item_put, open, wrap};
 
 /// One change a user could make to account `account`.
 #[derive(Clone, Debug)]
@@ -172,4 +172,104 @@ proptest! {
         prop_assert_eq!(report.accounts, models.len() as u64);
         prop_assert_eq!(store.projection_snapshot().unwrap(), live);
     }
+}
+
+/// Removes `key` from the raw keyspace `name` of the store in `dir` (the store must be closed).
+fn remove_raw(dir: &std::path::Path, name: &str, key: &[u8]) {
+    let db = fjall::Database::builder(dir).open().unwrap();
+    let keyspace = db
+        .keyspace(name, fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    keyspace.remove(key).unwrap();
+    db.persist(fjall::PersistMode::SyncAll).unwrap();
+}
+
+fn event_key(account: u8, version: u64) -> Vec<u8> {
+    [&handle(account).0[..], &version.to_be_bytes()].concat()
+}
+
+#[test]
+fn a_stream_whose_feed_entries_are_gone_is_still_rebuilt_from_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = {
+        let store = open(dir.path());
+        append_one(&store, append(1, 0, vec![created(), item_put(1, 3)]));
+        append_one(&store, append(2, 0, vec![created()]));
+        append_one(
+            &store,
+            append(1, 2, vec![item_put(2, 4), Event::SessionsRevoked]),
+        );
+        let positions: Vec<_> = store
+            .feed(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(positions.len(), 5);
+        (store.projection_snapshot().unwrap(), positions)
+    };
+    for position in &live.1 {
+        remove_raw(dir.path(), "feed", &position.to_be_bytes());
+    }
+
+    let store = open(dir.path());
+    let report = store.rebuild().unwrap();
+    assert_eq!(
+        (report.accounts, report.events, report.corrupt_streams),
+        (2, 5, 0)
+    );
+    assert_eq!(store.projection_snapshot().unwrap(), live.0);
+    assert_eq!(store.account(&handle(1)).unwrap().unwrap().version, 4);
+}
+
+#[test]
+fn a_stream_missing_the_tail_its_meta_records_is_skipped_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        append_one(&store, append(1, 0, vec![created(), item_put(1, 3)]));
+        append_one(&store, append(2, 0, vec![created(), item_put(2, 3)]));
+        append_one(&store, append(3, 0, vec![created()]));
+    }
+    remove_raw(dir.path(), "events", &event_key(1, 2));
+    remove_raw(dir.path(), "events", &event_key(3, 1));
+
+    let store = open(dir.path());
+    let report = store.rebuild().unwrap();
+    assert_eq!(
+        (report.accounts, report.events, report.corrupt_streams),
+        (1, 3, 2)
+    );
+    assert!(store.account(&handle(1)).unwrap().is_none());
+    assert!(store.items(&handle(1)).unwrap().is_empty());
+    assert!(store.account(&handle(3)).unwrap().is_none());
+    assert_eq!(store.items(&handle(2)).unwrap().len(), 1);
+}
+
+#[test]
+fn item_appends_keep_the_sealed_account_record_and_move_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    append_one(&store, append(1, 0, vec![created()]));
+    let before = store.projection_snapshot().unwrap();
+
+    append_one(&store, append(1, 1, vec![item_put(1, 3)]));
+    append_one(
+        &store,
+        append(
+            1,
+            2,
+            vec![Event::ItemDeleted {
+                item_id: ItemId([1; 32]),
+            }],
+        ),
+    );
+    let after = store.projection_snapshot().unwrap();
+    assert_eq!(after, before);
+    assert_eq!(store.account(&handle(1)).unwrap().unwrap().version, 3);
+
+    append_one(&store, append(1, 3, vec![Event::SessionsRevoked]));
+    let record = store.account(&handle(1)).unwrap().unwrap();
+    assert_eq!((record.version, record.epoch), (4, 1));
+    assert_ne!(store.projection_snapshot().unwrap(), before);
 }
