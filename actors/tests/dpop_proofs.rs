@@ -723,8 +723,13 @@ mod replay {
             Err(ReplayError::Replayed)
         );
 
+        // At NOW + 60 the proof is still fresh enough for `verify` (60 s old), so still remembered.
         assert_eq!(
-            cache.check_and_remember([2u8; 32], NOW + 60, NOW + 60),
+            cache.check_and_remember([1u8; 32], NOW, NOW + 60),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(
+            cache.check_and_remember([2u8; 32], NOW + 61, NOW + 61),
             Ok(())
         );
         assert_eq!(cache.len(), 1);
@@ -757,7 +762,7 @@ mod replay {
 
         // Once the window passes, room comes back.
         assert_eq!(
-            cache.check_and_remember([9u8; 32], NOW + 60, NOW + 60),
+            cache.check_and_remember([9u8; 32], NOW + 61, NOW + 61),
             Ok(())
         );
     }

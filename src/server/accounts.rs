@@ -62,8 +62,8 @@ pub(crate) struct Recover {
 /// `POST /v1/accounts`
 pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body: SignUp = parse_json(req)?;
-    let proof = app.device_proof(req, None)?;
     app.limit_address(req)?;
+    let proof = app.device_proof(req)?;
 
     let username = username::normalize(&body.username)
         .map_err(|_| ApiError::InvalidRequest("The username is not valid."))?;
@@ -112,8 +112,8 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
 /// `POST /v1/sessions`
 pub(crate) async fn log_in(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body: LogIn = parse_json(req)?;
-    let proof = app.device_proof(req, None)?;
     app.limit_address(req)?;
+    let proof = app.device_proof(req)?;
 
     let handle = app.login_handle(&body.username).await?;
     app.limit_handle(&handle)?;
@@ -186,8 +186,8 @@ pub(crate) async fn refresh(app: &App, req: &Request) -> Result<Response, ApiErr
 /// recovery key replaces the old one.
 pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiError> {
     let body: Recover = parse_json(req)?;
-    let proof = app.device_proof(req, None)?;
     app.limit_address(req)?;
+    let proof = app.device_proof(req)?;
 
     let handle = app.login_handle(&body.username).await?;
     app.limit_handle(&handle)?;

@@ -12,6 +12,7 @@
 
 use std::net::IpAddr;
 
+use blindfold_actors::crypto::data::Purpose;
 use blindfold_actors::crypto::dpop::{self, ProofContext, ReplayError, VerifiedProof};
 use blindfold_actors::crypto::token::{TokenClaims, TokenError};
 use blindfold_events::{AccountRecord, Handle};
@@ -40,8 +41,17 @@ impl App {
         self.clock.now()
     }
 
-    /// Verifies the request's DPoP proof and spends its `jti`.
-    pub(crate) fn device_proof(
+    /// Verifies the request's DPoP proof and spends its `jti`: for the routes that issue a
+    /// token from credentials, where no token comes with the proof.
+    pub(crate) fn device_proof(&self, req: &Request) -> Result<VerifiedProof, ApiError> {
+        let proof = self.verify_proof(req, None)?;
+        self.spend_proof(&proof)?;
+        Ok(proof)
+    }
+
+    /// Checks the request's one DPoP proof against this request (and its token, if any), without
+    /// spending it yet.
+    fn verify_proof(
         &self,
         req: &Request,
         access_token: Option<&str>,
@@ -54,40 +64,50 @@ impl App {
         let proof = value.to_str().map_err(|_| ApiError::InvalidDpopProof)?;
 
         let url = format!("{}{}", self.config.public_url, req.path);
-        let now = self.now();
         let context = ProofContext {
             method: req.method.as_str(),
             url: &url,
             access_token,
-            now,
+            now: self.now(),
             max_age_secs: self.config.dpop_window,
             nonce_key: self.config.dpop_nonces.then_some(&self.nonce_key),
         };
-        let verified = dpop::verify(proof, &context).map_err(|error| {
-            tracing::info!(reason = ?error, "dpop.rejected");
+        dpop::verify(proof, &context).map_err(|error| {
+            tracing::info!(reason = error.reason(), "dpop.rejected");
             match error.code() {
                 "use_dpop_nonce" => ApiError::UseDpopNonce,
                 _ => ApiError::InvalidDpopProof,
             }
-        })?;
+        })
+    }
 
+    /// Remembers a verified proof's `jti` for the window, refusing it if it was seen before.
+    fn spend_proof(&self, proof: &VerifiedProof) -> Result<(), ApiError> {
         match self
             .replay
-            .check_and_remember(verified.jti_digest, verified.iat, now)
+            .check_and_remember(proof.jti_digest, proof.iat, self.now())
         {
-            Ok(()) => Ok(verified),
+            Ok(()) => Ok(()),
             Err(ReplayError::Replayed) => {
                 tracing::info!(reason = "replayed", "dpop.rejected");
                 Err(ApiError::InvalidDpopProof)
             }
-            Err(ReplayError::Full) => Err(ApiError::Overloaded(std::time::Duration::from_secs(1))),
+            Err(ReplayError::Full) => {
+                tracing::warn!("dpop.replay_cache_full");
+                Err(ApiError::Overloaded(std::time::Duration::from_secs(1)))
+            }
         }
     }
 
     /// Authenticates a request that carries `Authorization: DPoP <token>`.
+    ///
+    /// The proof's `jti` is spent only once the token has opened and is bound to the proof's
+    /// key, so requests without a live token cannot fill the replay cache. A token is good only
+    /// for the account it was issued for: the user key it carries must open the account's
+    /// sealed username, which fails for a new account that took over a deleted one's name.
     pub(crate) async fn authenticate(&self, req: &Request) -> Result<Session, ApiError> {
         let token = access_token(req)?;
-        let proof = self.device_proof(req, Some(token))?;
+        let proof = self.verify_proof(req, Some(token))?;
 
         let claims = match self.actors.sealer.open(token.to_owned(), self.now()).await {
             Ok(Ok(claims)) => claims,
@@ -98,11 +118,24 @@ impl App {
             tracing::info!(reason = "other_device", "token.rejected");
             return Err(ApiError::InvalidDpopProof);
         }
+        self.spend_proof(&proof)?;
 
         let record = self.account(&claims.handle)?;
-        match record {
-            Some(record) if record.epoch == claims.epoch => Ok(Session { claims, record }),
-            _ => {
+        let current = record.filter(|record| {
+            record.epoch == claims.epoch
+                && claims
+                    .user_key
+                    .open(
+                        Purpose::Username,
+                        &claims.handle,
+                        &[],
+                        &record.sealed_username,
+                    )
+                    .is_ok()
+        });
+        match current {
+            Some(record) => Ok(Session { claims, record }),
+            None => {
                 tracing::info!(reason = "revoked", "token.rejected");
                 Err(ApiError::TokenRevoked)
             }
@@ -157,7 +190,12 @@ fn access_token(req: &Request) -> Result<&str, ApiError> {
 }
 
 fn token_rejected(error: TokenError) -> ApiError {
-    tracing::info!(reason = ?error, "token.rejected");
+    let reason = match error {
+        TokenError::Expired => "expired",
+        TokenError::Malformed => "malformed",
+        TokenError::Invalid => "invalid",
+    };
+    tracing::info!(reason, "token.rejected");
     match error {
         TokenError::Expired => ApiError::TokenExpired,
         _ => ApiError::InvalidToken,

@@ -97,6 +97,7 @@ pub(crate) async fn change_password(app: &App, req: &Request) -> Result<Response
         ));
     }
 
+    app.limit_handle(&handle)?;
     let current = Password::from(body.current_password.expose_secret());
     if app
         .check_password(&handle, Some(&session.record), &current)
@@ -143,6 +144,7 @@ pub(crate) async fn delete_account(app: &App, req: &Request) -> Result<Response,
     let body: DeleteAccount = parse_json(req)?;
     let handle = *session.handle();
 
+    app.limit_handle(&handle)?;
     let password = Password::from(body.password.expose_secret());
     if app
         .check_password(&handle, Some(&session.record), &password)

@@ -287,6 +287,8 @@ impl App {
         build: impl Fn(u64) -> Result<Vec<Event>, ApiError>,
     ) -> Result<u64, ApiError> {
         let handle = session.handle();
+        // Guessing codes through a session is a credential attempt like any other.
+        self.limit_handle(handle)?;
         let user_key = &session.claims.user_key;
         let mut record = session.record.clone();
         for _ in 0..4 {

@@ -191,3 +191,58 @@ async fn dpop_nonces_are_demanded_and_then_accepted() {
         .await
         .expect(StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn guessing_the_password_through_a_stolen_session_is_limited_too() {
+    let server = TestServer::start_with(|config| {
+        config.limit_per_handle.burst = 3;
+        config.limit_per_handle.per_minute = 3;
+    })
+    .await;
+    let mut olga = server.client();
+    olga.sign_up("olga", "olga's password")
+        .await
+        .expect(StatusCode::CREATED);
+
+    let guess = json!({"current_password": "a guess", "new_password": "whatever it is"});
+    for _ in 0..2 {
+        olga.send_json(Method::PUT, "/v1/me/password", &guess)
+            .await
+            .expect_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    olga.send_json(
+        Method::DELETE,
+        "/v1/me",
+        &json!({"password": "another guess"}),
+    )
+    .await
+    .expect_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    olga.send_json(
+        Method::DELETE,
+        "/v1/me",
+        &json!({"password": "olga's password"}),
+    )
+    .await
+    .expect_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    olga.me().await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn proofs_without_a_live_token_are_not_remembered() {
+    let server = TestServer::start_with(|config| config.replay_capacity = 4).await;
+    let mut pete = server.client();
+    pete.sign_up("pete", "pete's password")
+        .await
+        .expect(StatusCode::CREATED);
+
+    // Forty well-formed proofs carrying a fake token: each refused, none kept.
+    let fake = "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for _ in 0..40 {
+        let proof = pete.proof("GET", "/v1/me", Some(fake));
+        let headers = [("authorization", format!("DPoP {fake}")), ("dpop", proof)];
+        pete.raw(Method::GET, "/v1/me", &headers, Vec::new())
+            .await
+            .expect_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+    pete.me().await.expect(StatusCode::OK);
+}

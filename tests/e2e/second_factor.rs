@@ -343,6 +343,29 @@ async fn a_deleted_account_is_gone_for_good_and_its_name_is_free_again() {
             .json()["items"],
         json!([])
     );
+
+    // The old account's token is worthless against the new account of the same name, even
+    // though both start at epoch 0: nothing it asks for happens.
+    for (method, path, body) in [
+        (Method::GET, "/v1/me", Vec::new()),
+        (Method::PUT, "/v1/me/items/planted", b"x".to_vec()),
+        (Method::PUT, "/v1/me/profile", b"{}".to_vec()),
+        (Method::POST, "/v1/sessions/refresh", Vec::new()),
+        (Method::DELETE, "/v1/sessions", Vec::new()),
+    ] {
+        mallory
+            .send(method, path, body)
+            .await
+            .expect_problem(StatusCode::UNAUTHORIZED, "token_revoked");
+    }
+    again.me().await.expect(StatusCode::OK);
+    assert_eq!(
+        again
+            .send(Method::GET, "/v1/me/items", Vec::new())
+            .await
+            .json()["items"],
+        json!([])
+    );
     again
         .send(Method::GET, "/v1/me/items/shredded-item-name", Vec::new())
         .await

@@ -32,7 +32,7 @@ impl ReplayError {
 
 /// The `jti_digest`s of proofs seen within the accepted window, shared by every request handler.
 ///
-/// An entry lives until `max(iat, now) + window_secs`. **`window_secs` must be at least the
+/// An entry lives until `iat + window_secs + 1`, just past the last second its proof could pass. **`window_secs` must be at least the
 /// `max_age_secs` given to [`verify`](super::verify)**, or a proof could be accepted again after
 /// its entry expired.
 pub struct ReplayCache {
@@ -75,9 +75,9 @@ impl ReplayCache {
             return Err(ReplayError::Full);
         }
 
-        // A proof from the future is kept from its own iat on; a proof from the past at least
-        // a full window from now, so a short-lived entry can never open a gap.
-        let expiry = iat.max(now).saturating_add(self.window_secs);
+        // `verify` accepts a proof while `now - iat <= max_age_secs`, and entries are purged once
+        // `expiry <= now`: kept until one second past the last moment the proof could pass.
+        let expiry = iat.saturating_add(self.window_secs).saturating_add(1);
         entries.expiry_of.insert(jti_digest, expiry);
         entries.by_expiry.push(Reverse((expiry, jti_digest)));
         Ok(())
