@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use blindfold_actors::crypto::keys::{MasterSecret, ServerKeys};
-use blindfold_events::{EventStore, FjallStore, KdfParams};
+use blindfold_events::{EventStore, FjallStore, KdfParams, StoreError};
 
 use crate::server::rate_limit::Limit;
 use crate::server::{ServerConfig, SystemClock};
@@ -72,6 +72,15 @@ pub struct ServeArgs {
     #[arg(long, env = "BLINDFOLD_DPOP_NONCES")]
     pub dpop_nonces: bool,
 
+    /// DPoP proofs remembered at once against replay (about 100 bytes each); a proof is
+    /// remembered for the DPoP window. Past it, requests get 503 until entries expire.
+    #[arg(
+        long,
+        env = "BLINDFOLD_DPOP_REPLAY_CAPACITY",
+        default_value_t = 1_000_000
+    )]
+    pub dpop_replay_capacity: usize,
+
     /// Key-derivation workers [default: one per core].
     #[arg(long, env = "BLINDFOLD_KDF_WORKERS")]
     pub kdf_workers: Option<usize>,
@@ -117,6 +126,7 @@ impl ServeArgs {
             session_ttl: self.session_ttl,
             dpop_window: self.dpop_window,
             dpop_nonces: self.dpop_nonces,
+            replay_capacity: self.dpop_replay_capacity,
             kdf_params: KdfParams {
                 m_cost_kib: self.kdf_memory_kib,
                 t_cost: self.kdf_iterations,
@@ -173,8 +183,17 @@ pub fn load_keys(args: &StoreArgs) -> Result<ServerKeys, OperatorError> {
 
 /// Opens the event store in the data directory (created on first start).
 pub fn open_store(args: &StoreArgs, keys: &ServerKeys) -> Result<Arc<FjallStore>, OperatorError> {
-    let store = FjallStore::open(&args.data, keys.storage.clone())
-        .map_err(|e| OperatorError::Store(e.to_string()))?;
+    create_private_dir(&args.data)?;
+    let store =
+        FjallStore::open(&args.data, keys.storage.clone()).map_err(|error| match error {
+            StoreError::Corrupt => OperatorError::Store(
+                "this keyring does not open this data directory (wrong master key?)".into(),
+            ),
+            StoreError::Backend(detail) if detail.contains("Locked") => OperatorError::Store(
+                "the data directory is in use by another process (stop the server first)".into(),
+            ),
+            other => OperatorError::Store(other.to_string()),
+        })?;
     tracing::info!(path = %args.data.display(), "store.opened");
     Ok(Arc::new(store))
 }
@@ -211,15 +230,46 @@ pub fn rebuild(args: StoreArgs) -> Result<(), OperatorError> {
     Ok(())
 }
 
-/// The keyring must not sit inside the data directory: a copy of that directory must yield no key.
+/// The keyring must not sit inside the data directory: a copy of that directory must yield no
+/// key. Both are compared as canonical paths (no `..`, no symlinks), so the data directory is
+/// created here, with mode 0700, if it does not exist yet.
 fn refuse_keyring_inside(keyring: &Path, data: &Path) -> Result<(), OperatorError> {
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if absolute(keyring).starts_with(absolute(data)) {
+    create_private_dir(data)?;
+    let data = std::fs::canonicalize(data).map_err(|e| OperatorError::Store(e.to_string()))?;
+
+    let name = keyring
+        .file_name()
+        .ok_or_else(|| OperatorError::Keyring("the keyring path names no file".into()))?;
+    let parent = match keyring.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let parent =
+        std::fs::canonicalize(parent).map_err(|e| OperatorError::Keyring(e.to_string()))?;
+    let keyring = match std::fs::canonicalize(parent.join(name)) {
+        Ok(existing) => existing,
+        Err(_) => parent.join(name),
+    };
+    if keyring.starts_with(&data) {
         return Err(OperatorError::Keyring(
             "the keyring must not be inside the data directory".into(),
         ));
     }
     Ok(())
+}
+
+/// Creates a directory only its owner can enter, if it does not exist.
+fn create_private_dir(dir: &Path) -> Result<(), OperatorError> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| OperatorError::Store(e.to_string()))
 }
 
 async fn shutdown_signal() {
@@ -241,4 +291,36 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyring_inside_the_data_directory_is_refused_however_the_path_is_spelled() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        assert!(refuse_keyring_inside(&data.join("keyring"), &data).is_err());
+
+        let dotted = root.path().join("data/../data");
+        assert!(refuse_keyring_inside(&dotted.join("keyring"), &data).is_err());
+        assert!(refuse_keyring_inside(&data.join("keyring"), &dotted).is_err());
+
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        assert!(refuse_keyring_inside(&link.join("keyring"), &data).is_err());
+
+        assert!(refuse_keyring_inside(&root.path().join("blindfold.keyring"), &data).is_ok());
+    }
+
+    #[test]
+    fn the_data_directory_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("fresh");
+        create_private_dir(&data).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 }

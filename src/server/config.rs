@@ -22,7 +22,8 @@ pub struct ServerConfig {
     pub dpop_window: u64,
     /// Whether proofs must carry a server nonce (RFC 9449 §8).
     pub dpop_nonces: bool,
-    /// Distinct `jti`s remembered at once (memory bound of replay protection).
+    /// Distinct `jti`s remembered at once: the memory bound of replay protection (about 100
+    /// bytes each). Past it, authenticated requests get 503 until entries expire.
     pub replay_capacity: usize,
     /// Argon2id parameters for new and changed passwords.
     pub kdf_params: KdfParams,
@@ -54,7 +55,7 @@ impl Default for ServerConfig {
             session_ttl: 12 * 60 * 60,
             dpop_window: 60,
             dpop_nonces: false,
-            replay_capacity: 200_000,
+            replay_capacity: 1_000_000,
             kdf_params: KdfParams::default(),
             kdf_workers: cores,
             kdf_queue: 16 * cores,
