@@ -665,10 +665,23 @@ fn read_value(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, ClientError> {
     Ok(value)
 }
 
-fn read_all(mut from: impl Read, into: &mut Vec<u8>, path: &Path) -> Result<(), ClientError> {
-    from.read_to_end(into)
-        .map(drop)
-        .map_err(ClientError::file(path))
+/// The largest value the client reads before refusing (the server's default item limit; a
+/// server configured higher still gets at most this much from the CLI).
+const MAX_VALUE_BYTES: u64 = 1024 * 1024;
+
+fn read_all(from: impl Read, into: &mut Vec<u8>, path: &Path) -> Result<(), ClientError> {
+    // Read one byte past the limit, so an endless source (`/dev/zero`) stops at once.
+    from.take(MAX_VALUE_BYTES + 1)
+        .read_to_end(into)
+        .map_err(ClientError::file(path))?;
+    if into.len() as u64 > MAX_VALUE_BYTES {
+        return Err(ClientError::Usage(format!(
+            "{} is larger than the {} KiB an item may hold",
+            path.display(),
+            MAX_VALUE_BYTES / 1024
+        )));
+    }
+    Ok(())
 }
 
 /// Writes an item's value to `path` atomically with mode 0600: it may be a secret.
@@ -1393,5 +1406,19 @@ mod tests {
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+}
+
+#[cfg(test)]
+mod value_limits {
+    use super::*;
+
+    #[test]
+    fn an_endless_value_source_is_refused_after_the_item_limit() {
+        let mut value = Vec::new();
+        let endless = io::repeat(0);
+        let refused = read_all(endless, &mut value, Path::new("/dev/zero"));
+        assert!(matches!(refused, Err(ClientError::Usage(_))));
+        assert_eq!(value.len() as u64, MAX_VALUE_BYTES + 1);
     }
 }
