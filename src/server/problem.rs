@@ -39,8 +39,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// No such route or item.
     NotFound,
-    /// The route exists but not with this method.
-    MethodNotAllowed,
+    /// The route exists but not with this method; the methods it takes, for `Allow`.
+    MethodNotAllowed(&'static str),
     /// A concurrent change won; re-read and retry.
     Conflict,
     /// Something failed inside the server. The body says nothing more.
@@ -65,7 +65,7 @@ impl ApiError {
             ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,7 +87,7 @@ impl ApiError {
             ApiError::Overloaded(_) => "overloaded",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict => "conflict",
             ApiError::Internal => "internal_error",
         }
@@ -109,7 +109,7 @@ impl ApiError {
             ApiError::Overloaded(_) => "The server is busy. Retry shortly.",
             ApiError::PayloadTooLarge => "The request body is too large.",
             ApiError::NotFound => "Not found.",
-            ApiError::MethodNotAllowed => "Method not allowed on this route.",
+            ApiError::MethodNotAllowed(_) => "Method not allowed on this route.",
             ApiError::Conflict => "A concurrent change won. Retry.",
             ApiError::Internal => "Internal error.",
         }
@@ -134,6 +134,9 @@ impl ApiError {
         if let ApiError::RateLimited(wait) | ApiError::Overloaded(wait) = self {
             let seconds = wait.as_secs().max(1);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if let Some(challenge) = self.challenge() {
             headers.insert(

@@ -76,7 +76,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let method = &req.method;
 
     match segments.as_slice() {
-        ["healthz"] if method == Method::GET => {
+        ["healthz"] if method == Method::GET || method == Method::HEAD => {
             Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
         }
         ["metrics"] if method == Method::GET => Ok(app.metrics.render(app)),
@@ -109,25 +109,30 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
                 Method::GET => items::get(app, req, &name).await,
                 Method::PUT => items::put(app, req, &name).await,
                 Method::DELETE => items::delete(app, req, &name).await,
-                _ => Err(ApiError::MethodNotAllowed),
+                _ => Err(ApiError::MethodNotAllowed("GET, PUT, DELETE")),
             }
         }
-        ["healthz"]
-        | ["metrics"]
-        | ["v1", "accounts"]
-        | ["v1", "sessions"]
+        _ => Err(allowed_methods(&segments).map_or(ApiError::NotFound, ApiError::MethodNotAllowed)),
+    }
+}
+
+/// The methods a known path answers, for `405` and its `Allow` header; `None` for an unknown
+/// path.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["healthz"] => "GET, HEAD",
+        ["metrics"] | ["v1", "me", "items"] | ["v1", "me", "security-log"] => "GET",
+        ["v1", "accounts"]
         | ["v1", "sessions", "refresh"]
         | ["v1", "recovery"]
-        | ["v1", "me"]
-        | ["v1", "me", "profile"]
-        | ["v1", "me", "password"]
-        | ["v1", "me", "items"]
-        | ["v1", "me", "totp"]
         | ["v1", "me", "totp", "confirm"]
-        | ["v1", "me", "backup-codes"]
-        | ["v1", "me", "security-log"] => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
-    }
+        | ["v1", "me", "backup-codes"] => "POST",
+        ["v1", "sessions"] | ["v1", "me", "totp"] => "POST, DELETE",
+        ["v1", "me"] => "GET, DELETE",
+        ["v1", "me", "profile"] | ["v1", "me", "password"] => "PUT",
+        ["v1", "me", "items", _] => "GET, PUT, DELETE",
+        _ => return None,
+    })
 }
 
 /// Item writes may carry a full item; everything else is a small JSON body.

@@ -355,9 +355,21 @@ async fn bad_bodies_are_refused_with_clear_codes_and_change_nothing() {
         .raw(Method::GET, "/nowhere", &[], Vec::new())
         .await
         .expect_problem(StatusCode::NOT_FOUND, "not_found");
-    server
+    let not_allowed = server
         .client()
         .raw(Method::PATCH, "/v1/me", &[], Vec::new())
         .await
         .expect_problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(not_allowed.headers["allow"], "GET, DELETE");
+    let item = server
+        .client()
+        .raw(Method::POST, "/v1/me/items/x", &[], Vec::new())
+        .await
+        .expect_problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(item.headers["allow"], "GET, PUT, DELETE");
+    server
+        .client()
+        .raw(Method::HEAD, "/healthz", &[], Vec::new())
+        .await
+        .expect(StatusCode::OK);
 }
