@@ -71,6 +71,10 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
     let profile = serde_json::Value::Object(body.profile.unwrap_or_default()).to_string();
 
     let handle = app.handle(username).await?;
+    app.limit_handle(&handle)?;
+    // LIMITATION: sign-up necessarily says whether a name is taken, so it is the one place an
+    // online attacker can test names; it is held to the same per-address and per-name limits
+    // as log-in. Invitation- or email-bound sign-up would close it.
     if app.account(&handle)?.is_some() {
         return Err(ApiError::UsernameTaken);
     }
@@ -90,7 +94,13 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
         password: password_wrap,
         wrapped_user_key_recovery: recovery_wrap,
     };
-    match app.append(&handle, 0, vec![event]).await {
+    let created = app.security_entry(
+        &handle,
+        &user_key,
+        "account_created",
+        &proof.thumbprint.short(),
+    )?;
+    match app.append(&handle, 0, vec![event, created]).await {
         Err(ApiError::Conflict) => return Err(ApiError::UsernameTaken),
         other => other?,
     };

@@ -434,7 +434,8 @@ async fn the_security_log_lists_what_happened_newest_first_and_only_the_user_can
             "password_changed",
             "login",
             "second_factor_failed",
-            "totp_enabled"
+            "totp_enabled",
+            "account_created"
         ]
     );
     let newest = &log["entries"][0];
