@@ -5,6 +5,7 @@
 //! in `blindfold-actors`, the event log in `blindfold-events`.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod client;
 pub mod inspect;

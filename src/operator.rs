@@ -45,6 +45,7 @@ pub struct StoreArgs {
 /// `blindfold serve`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
+    /// Where the keys and the data are.
     #[command(flatten)]
     pub store: StoreArgs,
 
