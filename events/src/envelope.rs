@@ -15,9 +15,10 @@
 //!                                  0x01 ‖ postcard(record or entry), aad)
 //! ```
 //!
-//! An account record is sealed with its `version` set to 0; the stream meta's version is the
-//! record's. Like every stream meta version it is in the clear and not authenticated: a thief
-//! who can write the store can roll it, as they could before, but can read nothing by it.
+//! An account record is sealed with its `version` set to 0, and read back with the stream
+//! meta's version. That version is in the clear and not authenticated, as it always was: one
+//! who can write the store can change it (and so make appends conflict), but learns nothing by
+//! it and cannot make a sealed value open at another place.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};

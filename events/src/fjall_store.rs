@@ -5,13 +5,19 @@
 //! streams    handle                   stream meta: version, stream key sealed by storage key
 //! events     handle ‖ version BE      envelope: frame ‖ event sealed by the stream key
 //! feed       position BE              handle ‖ version BE
-//! accounts   handle                   AccountRecord, sealed deterministically (projection)
+//! accounts   handle                   AccountRecord but its version, sealed deterministically
 //! items      handle ‖ item id         ItemEntry, sealed deterministically (projection)
 //! meta       "feed-head"              next feed position, u64 BE
 //!            "key-check"              proof that the storage key is this store's
 //! ```
 //!
 //! A database thief sees counts, sizes, blind handles and item ids, and nothing else.
+//!
+//! The events keyspace is the log; everything else is derived or an index. An account record's
+//! version is the stream meta's, so an item event rewrites the stream meta and the item index
+//! but not the sealed record. The feed is the global order of all events, for readers of
+//! [`EventStore::feed`]; `rebuild` does not need it, since every projection is a function of
+//! one stream's own events, and replays the events keyspace stream by stream instead.
 //!
 //! **Durability.** `append_batch` and `delete_stream` write everything of one call in a single
 //! fjall write batch and fsync the journal (`PersistMode::SyncAll`) before they return. fjall
