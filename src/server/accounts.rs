@@ -37,7 +37,7 @@ pub(crate) struct SignUp {
     username: String,
     password: SecretString,
     #[serde(default)]
-    profile: Option<serde_json::Map<String, serde_json::Value>>,
+    profile: Option<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -68,7 +68,10 @@ pub(crate) async fn sign_up(app: &App, req: &Request) -> Result<Response, ApiErr
     let username = username::normalize(&body.username)
         .map_err(|_| ApiError::InvalidRequest("The username is not valid."))?;
     let password = checked_new_password(body.password.expose_secret())?;
-    let profile = serde_json::Value::Object(body.profile.unwrap_or_default()).to_string();
+    let profile = match &body.profile {
+        Some(raw) => checked_profile(raw)?,
+        None => "{}",
+    };
 
     let handle = app.handle(username).await?;
     app.limit_handle(&handle)?;
@@ -589,6 +592,18 @@ fn checked_new_password(raw: &str) -> Result<Password, ApiError> {
         ));
     }
     Ok(Password::from(raw.as_bytes()))
+}
+
+/// A profile as the client wrote it, if it is a JSON object. Kept as text, so numbers and
+/// strings come back exactly as they were sent.
+pub(crate) fn checked_profile(raw: &serde_json::value::RawValue) -> Result<&str, ApiError> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err(ApiError::InvalidRequest(
+            "The profile must be a JSON object.",
+        ));
+    }
+    Ok(text)
 }
 
 /// Logs an internal failure once and answers without detail.

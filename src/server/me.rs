@@ -10,10 +10,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::App;
-use super::accounts::{Grant, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, internal};
+use super::accounts::{Grant, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, checked_profile, internal};
 use super::auth::Session;
 use super::problem::ApiError;
-use super::router::{Request, json, no_content, parse_json};
+use super::router::{Request, json, json_text, no_content, parse_json};
 use super::second_factor::device_of;
 
 #[derive(Deserialize)]
@@ -54,18 +54,27 @@ pub(crate) async fn get(app: &App, req: &Request) -> Result<Response, ApiError> 
         )
         .map_err(internal)?;
     let username = String::from_utf8_lossy(&username);
-    let profile: serde_json::Value = serde_json::from_slice(&profile).map_err(internal)?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "username": username, "profile": profile }),
-    ))
+    let profile: &serde_json::value::RawValue =
+        serde_json::from_slice(&profile).map_err(internal)?;
+    // Serialized from the raw profile text, so it comes back exactly as it was written.
+    #[derive(serde::Serialize)]
+    struct Me<'a> {
+        username: &'a str,
+        profile: &'a serde_json::value::RawValue,
+    }
+    let body = serde_json::to_string(&Me {
+        username: &username,
+        profile,
+    })
+    .map_err(internal)?;
+    Ok(json_text(StatusCode::OK, body))
 }
 
 /// `PUT /v1/me/profile` with a JSON object.
 pub(crate) async fn put_profile(app: &App, req: &Request) -> Result<Response, ApiError> {
     let session = app.authenticate(req).await?;
-    let profile: serde_json::Map<String, serde_json::Value> = parse_json(req)?;
-    let profile = serde_json::Value::Object(profile).to_string();
+    let raw: Box<serde_json::value::RawValue> = parse_json(req)?;
+    let profile = checked_profile(&raw)?;
     let sealed_profile = session
         .claims
         .user_key

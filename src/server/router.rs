@@ -182,7 +182,12 @@ where
 
 /// A JSON response.
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut response = Response::new(value.to_string().into());
+    json_text(status, value.to_string())
+}
+
+/// A JSON response from text already serialized.
+pub(crate) fn json_text(status: StatusCode, text: String) -> Response {
+    let mut response = Response::new(text.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

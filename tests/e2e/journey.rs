@@ -252,3 +252,28 @@ async fn health_and_metrics_answer_without_authentication() {
             .contains("blindfold_http_responses_total")
     );
 }
+
+#[tokio::test]
+async fn a_profile_comes_back_exactly_as_it_was_written() {
+    let server = TestServer::start().await;
+    let mut quinn = server.client();
+    quinn
+        .sign_up("quinn", "quinn's password")
+        .await
+        .expect(StatusCode::CREATED);
+
+    let profile = br#"{"n":123456789012345678901234567890,"f":0.1000000000000000055511151231257827,"s":"\u00e9"}"#;
+    quinn
+        .send(Method::PUT, "/v1/me/profile", profile.to_vec())
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let me = String::from_utf8(quinn.me().await.expect(StatusCode::OK).body).unwrap();
+    assert!(me.contains(std::str::from_utf8(profile).unwrap()), "{me}");
+
+    for not_an_object in [&b"[1]"[..], b"\"text\"", b"42", b"null"] {
+        quinn
+            .send(Method::PUT, "/v1/me/profile", not_an_object.to_vec())
+            .await
+            .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+}
