@@ -33,7 +33,6 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
@@ -53,9 +52,6 @@ const KEY_CHECK: &[u8] = b"key-check";
 const FIRST_POSITION: u64 = 1;
 /// Projection values a rebuild gathers before it writes them in one (unsynced) batch.
 const REBUILD_CHUNK: u64 = 8192;
-/// Streams a rebuild has replayed and not yet written: bounds its memory to this many streams'
-/// projections, one batch of writes and the stream being replayed.
-const STREAMS_IN_FLIGHT: usize = 64;
 
 /// The embedded event store. Cheap to share behind an `Arc`; every method takes `&self`.
 ///
@@ -625,9 +621,7 @@ impl EventStore for FjallStore {
     /// A stream with an envelope that does not open, a gap, an event that cannot follow, fewer
     /// events than its meta records, or no events at all is skipped whole, counted in
     /// `corrupt_streams` and logged without its handle. Events of a deleted stream are skipped.
-    /// Two threads share the work: one reads, opens and folds each stream, the other seals and
-    /// writes the projections of the streams finished. Memory holds the stream being replayed,
-    /// at most [`STREAMS_IN_FLIGHT`] finished ones and one write batch.
+    /// Memory holds one stream's projections and one write batch at a time.
     ///
     /// Appends and deletions wait for it; readers do not, and meanwhile may find an account
     /// missing, so run it with the server stopped.
@@ -636,30 +630,14 @@ impl EventStore for FjallStore {
         self.accounts.clear().map_err(backend)?;
         self.items.clear().map_err(backend)?;
 
-        // Two steps on two threads: this one reads, opens and folds each stream; the other
-        // seals and writes the projections of streams replayed whole.
         let snapshot = self.db.snapshot();
-        let (streams, replayed) = std::sync::mpsc::sync_channel(STREAMS_IN_FLIGHT);
-        let (read, written) = std::thread::scope(|scope| {
-            let writer = scope.spawn(|| write_projections(self, replayed));
-            let read = (|| {
-                let mut replay = Replay::new(self, snapshot.iter(&self.streams), streams);
-                for guard in snapshot.iter(&self.events) {
-                    let (key, envelope) = guard.into_inner().map_err(backend)?;
-                    let (handle, version) = envelope::decode_event_key(&key)?;
-                    replay.event(handle, version, &envelope)?;
-                }
-                replay.finish()
-            })();
-            (read, writer.join())
-        });
-
-        // The writer's own failure explains a reader that found the writer gone.
-        let accounts = written.map_err(poisoned)??;
-        let mut report = read?;
-        report.accounts = accounts;
-        self.db.persist(PersistMode::SyncAll).map_err(backend)?;
-        Ok(report)
+        let mut replay = Replay::new(self, snapshot.iter(&self.streams));
+        for guard in snapshot.iter(&self.events) {
+            let (key, envelope) = guard.into_inner().map_err(backend)?;
+            let (handle, version) = envelope::decode_event_key(&key)?;
+            replay.event(handle, version, &envelope)?;
+        }
+        replay.finish()
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -701,16 +679,9 @@ struct Replay<'a, M> {
     /// The next meta, read but not yet reached by the events.
     next_meta: Option<fjall::KvPair>,
     stream: Option<StreamReplay>,
-    /// Where streams replayed whole go to be sealed and written.
-    replayed: SyncSender<ReplayedStream>,
+    /// Projection writes not yet committed: at most [`REBUILD_CHUNK`] and one stream's.
+    pending: Vec<(Space, Vec<u8>, Vec<u8>)>,
     report: RebuildReport,
-}
-
-/// The projections of one stream replayed whole, not yet sealed.
-struct ReplayedStream {
-    handle: Handle,
-    record: AccountRecord,
-    items: BTreeMap<ItemId, ItemEntry>,
 }
 
 /// A stream whose events are being applied: its key, and its projections so far.
@@ -738,13 +709,13 @@ enum StreamState {
 }
 
 impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
-    fn new(store: &'a FjallStore, metas: M, replayed: SyncSender<ReplayedStream>) -> Self {
+    fn new(store: &'a FjallStore, metas: M) -> Self {
         Replay {
             store,
             metas,
             next_meta: None,
             stream: None,
-            replayed,
+            pending: Vec::new(),
             report: RebuildReport::default(),
         }
     }
@@ -820,7 +791,8 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
         }
     }
 
-    /// Hands the projections of a stream replayed whole to the writer.
+    /// Stages the projections of a stream replayed whole; commits (without fsync) once enough
+    /// writes are pending.
     fn finish_stream(&mut self, stream: StreamReplay) -> Result<(), StoreError> {
         let StreamState::Open(open) = stream.state else {
             return Ok(());
@@ -837,14 +809,22 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
             return Ok(());
         };
 
-        let replayed = ReplayedStream {
-            handle: stream.handle,
-            record,
-            items,
-        };
-        self.replayed
-            .send(replayed)
-            .map_err(|_| StoreError::Backend("the rebuild's writer stopped".into()))
+        let handle = &stream.handle;
+        let projection = &self.store.projection;
+        for entry in items.into_values() {
+            let sealed = projection.seal_item(handle, &entry)?;
+            let key = envelope::item_key(handle, &entry.item_id);
+            self.pending.push((Space::Items, key, sealed));
+        }
+        let sealed = projection.seal_account(handle, record)?;
+        self.pending
+            .push((Space::Accounts, handle.0.to_vec(), sealed));
+        self.report.accounts += 1;
+
+        if self.pending.len() as u64 >= REBUILD_CHUNK {
+            self.commit_pending()?;
+        }
+        Ok(())
     }
 
     fn mark_corrupt(&mut self, position: Option<u64>) {
@@ -852,8 +832,17 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
         self.report.corrupt_streams += 1;
     }
 
-    /// Finishes the last stream and counts the metas no event reached (streams without
-    /// events). Dropping `self` tells the writer that no more streams come.
+    /// Writes the pending projection values in one batch, without fsync: `finish` syncs once.
+    fn commit_pending(&mut self) -> Result<(), StoreError> {
+        let mut batch = self.store.db.batch().durability(Some(PersistMode::Buffer));
+        for (space, key, value) in self.pending.drain(..) {
+            batch.insert(self.store.keyspace(space), key, value);
+        }
+        batch.commit().map_err(backend)
+    }
+
+    /// Finishes the last stream, counts the metas no event reached, writes what is pending and
+    /// syncs.
     fn finish(mut self) -> Result<RebuildReport, StoreError> {
         if let Some(done) = self.stream.take() {
             self.finish_stream(done)?;
@@ -866,49 +855,13 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
         for _ in 0..without_events {
             self.mark_corrupt(None);
         }
+        self.commit_pending()?;
+        self.store
+            .db
+            .persist(PersistMode::SyncAll)
+            .map_err(backend)?;
         Ok(self.report)
     }
-}
-
-/// Seals and writes the projections of every stream `replayed` brings, in unsynced batches of
-/// about [`REBUILD_CHUNK`] values (the rebuild syncs once at its end). Returns the accounts
-/// written.
-fn write_projections(
-    store: &FjallStore,
-    replayed: Receiver<ReplayedStream>,
-) -> Result<u64, StoreError> {
-    let projection = &store.projection;
-    let mut pending = Vec::new();
-    let mut accounts = 0;
-    for stream in replayed {
-        let handle = &stream.handle;
-        for entry in stream.items.into_values() {
-            let sealed = projection.seal_item(handle, &entry)?;
-            let key = envelope::item_key(handle, &entry.item_id);
-            pending.push((&store.items, key, sealed));
-        }
-        let sealed = projection.seal_account(handle, stream.record)?;
-        pending.push((&store.accounts, handle.0.to_vec(), sealed));
-        accounts += 1;
-
-        if pending.len() as u64 >= REBUILD_CHUNK {
-            write_unsynced(store, &mut pending)?;
-        }
-    }
-    write_unsynced(store, &mut pending)?;
-    Ok(accounts)
-}
-
-/// Writes `values` (and empties it) in one batch, without fsync.
-fn write_unsynced(
-    store: &FjallStore,
-    values: &mut Vec<(&Keyspace, Vec<u8>, Vec<u8>)>,
-) -> Result<(), StoreError> {
-    let mut batch = store.db.batch().durability(Some(PersistMode::Buffer));
-    for (keyspace, key, value) in values.drain(..) {
-        batch.insert(keyspace, key, value);
-    }
-    batch.commit().map_err(backend)
 }
 
 /// Opens one envelope of a stream and applies it to the stream's record and item index. Any
