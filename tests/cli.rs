@@ -8,9 +8,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use hmac_sha1::{Hmac, Mac};
+#[path = "shared/rfc6238.rs"]
+mod rfc6238;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_blindfold");
 
@@ -196,39 +197,6 @@ fn a_user_signs_up_keeps_items_changes_password_recovers_and_logs_out() {
     assert!(String::from_utf8_lossy(&after.stderr).contains("log"));
 }
 
-/// RFC 6238 with SHA-1, 6 digits, 30-second steps, written from the RFC.
-fn rfc6238(secret: &[u8], time: u64) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&(time / 30).to_be_bytes());
-    let hash = mac.finalize().into_bytes();
-    let offset = usize::from(hash[19] & 0x0f);
-    let binary = u32::from_be_bytes(hash[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:06}", binary % 1_000_000)
-}
-
-/// RFC 4648 base32 without padding.
-fn base32_decode(text: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        let value = alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        buffer = (buffer << 5) | value;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// The indented lines after "Backup codes": the codes, in order.
 fn backup_codes(printed: &str) -> Vec<String> {
     printed
@@ -265,11 +233,11 @@ fn enable_totp(server: &Server, config: &Path) -> (Vec<u8>, String) {
         );
         printed.push_str(&line);
         if let Some(secret) = line.strip_prefix("TOTP secret: ") {
-            break base32_decode(secret.trim());
+            break rfc6238::base32_decode(secret.trim());
         }
     };
 
-    let code = rfc6238(&secret, unix_now());
+    let code = rfc6238::code(&secret, rfc6238::unix_now());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{code}\n").as_bytes()).unwrap();
     drop(stdin);
@@ -308,7 +276,7 @@ fn a_user_turns_on_totp_logs_in_with_a_code_reads_the_security_log_and_deletes_t
     assert!(String::from_utf8_lossy(&no_code.stderr).contains("BLINDFOLD_TOTP"));
 
     // The code of the next step: the one just spent at set-up cannot be used again.
-    let next = rfc6238(&secret, unix_now() + 30);
+    let next = rfc6238::code(&secret, rfc6238::unix_now() + 30);
     let lines = format!("a password for bob's account\n{next}\n");
     let args = ["--password-stdin", "login", "bob"];
     let printed = succeeded(client(&server, &config, &[], lines.as_bytes(), &args));

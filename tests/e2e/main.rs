@@ -4,5 +4,7 @@ mod blindness;
 mod journey;
 mod rejections;
 mod resilience;
+#[path = "../shared/rfc6238.rs"]
+mod rfc6238;
 mod second_factor;
 mod support;

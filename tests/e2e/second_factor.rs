@@ -1,47 +1,10 @@
 //! TOTP, backup codes, recovery with a second factor, account deletion and the security log.
 
-use hmac_sha1::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::rfc6238;
 use crate::support::{TestClient, TestServer};
-
-/// RFC 6238 with SHA-1, 6 digits, 30-second steps, written from the RFC, independent of the
-/// server's TOTP crate.
-fn rfc6238(secret: &[u8], time: u64) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&(time / 30).to_be_bytes());
-    let hash = mac.finalize().into_bytes();
-    let offset = usize::from(hash[19] & 0x0f);
-    let binary = u32::from_be_bytes(hash[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:06}", binary % 1_000_000)
-}
-
-/// RFC 4648 base32 without padding.
-fn base32_decode(text: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        let value = alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        buffer = (buffer << 5) | value;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
-#[test]
-fn the_independent_implementation_matches_rfc_6238_appendix_b() {
-    // The Appendix B SHA-1 vectors, truncated to 6 digits (the last six of the 8-digit codes).
-    let secret = b"12345678901234567890";
-    assert_eq!(rfc6238(secret, 59), "287082");
-    assert_eq!(rfc6238(secret, 1_111_111_109), "081804");
-    assert_eq!(rfc6238(secret, 1_234_567_890), "005924");
-    assert_eq!(rfc6238(secret, 2_000_000_000), "279037");
-}
 
 struct Enrolled {
     client: TestClient,
@@ -61,7 +24,7 @@ async fn enrolled(server: &TestServer, username: &str, password: &str) -> Enroll
         .await
         .expect(StatusCode::OK)
         .json();
-    let secret = base32_decode(begun["secret"].as_str().unwrap());
+    let secret = rfc6238::base32_decode(begun["secret"].as_str().unwrap());
     assert!(
         begun["otpauth_uri"]
             .as_str()
@@ -73,11 +36,11 @@ async fn enrolled(server: &TestServer, username: &str, password: &str) -> Enroll
     let wrong_code = client
         .send_json(Method::POST, "/v1/me/totp/confirm", &wrong)
         .await;
-    if rfc6238(&secret, server.now()) != "000000" {
+    if rfc6238::code(&secret, server.now()) != "000000" {
         wrong_code.expect_problem(StatusCode::UNAUTHORIZED, "invalid_second_factor");
     }
     let confirm =
-        json!({"enrollment": begun["enrollment"], "code": rfc6238(&secret, server.now())});
+        json!({"enrollment": begun["enrollment"], "code": rfc6238::code(&secret, server.now())});
     let confirmed = client
         .send_json(Method::POST, "/v1/me/totp/confirm", &confirm)
         .await
@@ -128,7 +91,7 @@ async fn with_totp_on_a_login_needs_a_fresh_code_and_each_code_works_once() {
         .await
         .expect_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
 
-    let confirm_code = rfc6238(&user.secret, server.now());
+    let confirm_code = rfc6238::code(&user.secret, server.now());
     device
         .send_json(
             Method::POST,
@@ -139,7 +102,7 @@ async fn with_totp_on_a_login_needs_a_fresh_code_and_each_code_works_once() {
         .expect_problem(StatusCode::UNAUTHORIZED, "invalid_second_factor");
 
     server.clock.advance(30);
-    let code = rfc6238(&user.secret, server.now());
+    let code = rfc6238::code(&user.secret, server.now());
     device
         .send_json(
             Method::POST,
@@ -158,7 +121,7 @@ async fn with_totp_on_a_login_needs_a_fresh_code_and_each_code_works_once() {
         .expect_problem(StatusCode::UNAUTHORIZED, "invalid_second_factor");
 
     server.clock.advance(60);
-    let later = rfc6238(&user.secret, server.now() - 30);
+    let later = rfc6238::code(&user.secret, server.now() - 30);
     device
         .send_json(
             Method::POST,
@@ -167,7 +130,7 @@ async fn with_totp_on_a_login_needs_a_fresh_code_and_each_code_works_once() {
         )
         .await
         .expect(StatusCode::OK);
-    let earlier = rfc6238(&user.secret, server.now() - 60);
+    let earlier = rfc6238::code(&user.secret, server.now() - 60);
     device
         .send_json(
             Method::POST,
@@ -203,7 +166,7 @@ async fn a_backup_code_works_once_and_regenerating_invalidates_the_old_set() {
         .expect_problem(StatusCode::UNAUTHORIZED, "invalid_second_factor");
 
     server.clock.advance(30);
-    let code = json!({"code": rfc6238(&user.secret, server.now())});
+    let code = json!({"code": rfc6238::code(&user.secret, server.now())});
     let fresh = user
         .client
         .send_json(Method::POST, "/v1/me/backup-codes", &code)
@@ -231,7 +194,7 @@ async fn a_backup_code_works_once_and_regenerating_invalidates_the_old_set() {
 
     // Turning TOTP off needs a code; then the password alone is enough again.
     server.clock.advance(30);
-    let off = json!({"code": rfc6238(&user.secret, server.now())});
+    let off = json!({"code": rfc6238::code(&user.secret, server.now())});
     user.client
         .send_json(Method::DELETE, "/v1/me/totp", &off)
         .await
@@ -255,7 +218,7 @@ async fn recovery_with_totp_on_needs_a_code_and_ends_every_earlier_session() {
         .expect_problem(StatusCode::UNAUTHORIZED, "second_factor_required");
 
     server.clock.advance(30);
-    let with = json!({"username": "lena", "recovery_key": user.recovery_key, "new_password": "lena's new password", "totp": rfc6238(&user.secret, server.now())});
+    let with = json!({"username": "lena", "recovery_key": user.recovery_key, "new_password": "lena's new password", "totp": rfc6238::code(&user.secret, server.now())});
     let recovered = device
         .send_json(Method::POST, "/v1/recovery", &with)
         .await
@@ -398,7 +361,7 @@ async fn the_security_log_lists_what_happened_newest_first_and_only_the_user_can
             &login_body("nina", "nina's password", Some("123456")),
         )
         .await;
-    let code = rfc6238(&user.secret, server.now());
+    let code = rfc6238::code(&user.secret, server.now());
     let logged_in = user
         .client
         .send_json(

@@ -9,6 +9,7 @@ use blindfold_events::{EventStore, FjallStore, Handle};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::rfc6238;
 use crate::support::{Client, HIGH_LIMITS, SMALL_KDF, ServerFiles, every_file};
 
 const USERNAME: &str = "CanaryUserZebra7";
@@ -140,39 +141,6 @@ fn ok(
     reply
 }
 
-/// RFC 6238 (SHA-1, 6 digits, 30 s), from the RFC, independent of the server's TOTP crate.
-fn totp_code(secret: &[u8], time: u64) -> String {
-    use hmac_sha1::{Hmac, Mac};
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&(time / 30).to_be_bytes());
-    let hash = mac.finalize().into_bytes();
-    let offset = usize::from(hash[19] & 0x0f);
-    let binary = u32::from_be_bytes(hash[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:06}", binary % 1_000_000)
-}
-
-/// RFC 4648 base32 without padding.
-fn base32_decode(text: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut buffer, mut out) = (0u32, 0u64, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        buffer = (buffer << 5) | alphabet.iter().position(|a| *a == c).unwrap() as u64;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 #[tokio::test]
 async fn an_operator_with_every_key_and_debug_logs_finds_no_canary_anywhere() {
     let files = ServerFiles::new();
@@ -291,8 +259,8 @@ async fn an_operator_with_every_key_and_debug_logs_finds_no_canary_anywhere() {
     )
     .json();
     let totp_base32 = begun["secret"].as_str().unwrap().to_owned();
-    let totp_secret = base32_decode(&totp_base32);
-    let code = totp_code(&totp_secret, unix_now());
+    let totp_secret = rfc6238::base32_decode(&totp_base32);
+    let code = rfc6238::code(&totp_secret, rfc6238::unix_now());
     let confirm = json!({"enrollment": begun["enrollment"], "code": code});
     let confirmed = ok(
         device

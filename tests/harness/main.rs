@@ -6,4 +6,6 @@
 mod audit;
 mod crash;
 mod flood;
+#[path = "../shared/rfc6238.rs"]
+mod rfc6238;
 mod support;
