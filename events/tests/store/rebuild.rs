@@ -223,13 +223,14 @@ fn a_stream_whose_feed_entries_are_gone_is_still_rebuilt_from_its_events() {
 }
 
 #[test]
-fn a_stream_missing_the_tail_its_meta_records_is_skipped_as_corrupt() {
+fn a_stream_missing_events_its_meta_records_is_skipped_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
         append_one(&store, append(1, 0, vec![created(), item_put(1, 3)]));
         append_one(&store, append(2, 0, vec![created(), item_put(2, 3)]));
         append_one(&store, append(3, 0, vec![created()]));
+        append_one(&store, append(4, 0, vec![created()]));
     }
     remove_raw(dir.path(), "events", &event_key(1, 2));
     remove_raw(dir.path(), "events", &event_key(3, 1));
@@ -238,9 +239,10 @@ fn a_stream_missing_the_tail_its_meta_records_is_skipped_as_corrupt() {
     let report = store.rebuild().unwrap();
     assert_eq!(
         (report.accounts, report.events, report.corrupt_streams),
-        (1, 3, 2)
+        (2, 4, 2)
     );
     assert!(store.account(&handle(1)).unwrap().is_none());
+    assert!(store.account(&handle(4)).unwrap().is_some());
     assert!(store.items(&handle(1)).unwrap().is_empty());
     assert!(store.account(&handle(3)).unwrap().is_none());
     assert_eq!(store.items(&handle(2)).unwrap().len(), 1);
