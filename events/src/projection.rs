@@ -15,12 +15,15 @@ pub struct AccountRecord {
     /// Unix seconds of the first event.
     pub created_at: u64,
     /// The username, sealed under the user key.
+    #[serde(with = "serde_bytes")]
     pub sealed_username: Vec<u8>,
     /// The profile, sealed under the user key.
+    #[serde(with = "serde_bytes")]
     pub sealed_profile: Vec<u8>,
     /// The user key wrapped for password login.
     pub password: PasswordWrap,
     /// The user key wrapped under the recovery key.
+    #[serde(with = "serde_bytes")]
     pub wrapped_user_key_recovery: Vec<u8>,
     /// The second factor, when it is on.
     pub totp: Option<TotpState>,
@@ -34,6 +37,7 @@ pub struct AccountRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpState {
     /// The TOTP secret, sealed under the user key.
+    #[serde(with = "serde_bytes")]
     pub sealed_secret: Vec<u8>,
     /// The last step whose code was accepted; that code and every earlier one are spent.
     pub last_used_step: u64,
@@ -48,6 +52,7 @@ pub struct ItemEntry {
     /// The item's blind id.
     pub item_id: ItemId,
     /// The item name, sealed under the user key.
+    #[serde(with = "serde_bytes")]
     pub sealed_name: Vec<u8>,
     /// Plaintext size of the value in bytes.
     pub size: u64,

@@ -38,6 +38,7 @@ pub struct PasswordWrap {
     /// Argon2id parameters the wrapping key was derived with.
     pub params: KdfParams,
     /// `nonce ‖ AES-256-GCM-SIV(kek, user_key)`, bound to the handle and the method.
+    #[serde(with = "serde_bytes")]
     pub wrapped_user_key: Vec<u8>,
 }
 
@@ -47,17 +48,21 @@ pub enum Event {
     /// The account was created.
     AccountCreated {
         /// The username as the user typed it, sealed under the user key.
+        #[serde(with = "serde_bytes")]
         sealed_username: Vec<u8>,
         /// The profile JSON, sealed under the user key.
+        #[serde(with = "serde_bytes")]
         sealed_profile: Vec<u8>,
         /// The user key wrapped for password login.
         password: PasswordWrap,
         /// The user key wrapped under the recovery key.
+        #[serde(with = "serde_bytes")]
         wrapped_user_key_recovery: Vec<u8>,
     },
     /// The profile was replaced.
     ProfileReplaced {
         /// The new profile JSON, sealed under the user key.
+        #[serde(with = "serde_bytes")]
         sealed_profile: Vec<u8>,
     },
     /// The password changed (or its Argon2 parameters were upgraded). Bumps the epoch only when
@@ -75,6 +80,7 @@ pub enum Event {
         /// The user key wrapped under the new password.
         password: PasswordWrap,
         /// The user key wrapped under the new recovery key.
+        #[serde(with = "serde_bytes")]
         wrapped_user_key_recovery: Vec<u8>,
     },
     /// An item was written (created or replaced).
@@ -82,8 +88,10 @@ pub enum Event {
         /// The item's blind id.
         item_id: ItemId,
         /// The item name, sealed under the user key.
+        #[serde(with = "serde_bytes")]
         sealed_name: Vec<u8>,
         /// The item value, sealed under the user key, bound to this event's stream version.
+        #[serde(with = "serde_bytes")]
         sealed_value: Vec<u8>,
         /// Length of the plaintext value in bytes.
         size: u64,
@@ -96,6 +104,7 @@ pub enum Event {
     /// TOTP was turned on, with a fresh set of backup codes.
     TotpEnabled {
         /// The TOTP secret, sealed under the user key.
+        #[serde(with = "serde_bytes")]
         sealed_secret: Vec<u8>,
         /// Digests of the backup codes (HMAC under a key from the user key).
         backup_codes: Vec<[u8; 32]>,
@@ -122,6 +131,7 @@ pub enum Event {
     /// An entry of the user's security log, sealed under the user key.
     SecurityLogged {
         /// `{at, event, device}` as JSON, sealed under the user key.
+        #[serde(with = "serde_bytes")]
         sealed_entry: Vec<u8>,
     },
 }
@@ -156,4 +166,24 @@ pub struct RecordedEvent {
     pub at: u64,
     /// The event itself.
     pub event: Event,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_fields_encode_as_a_length_and_the_raw_bytes() {
+        // Pins the stored format: postcard writes a byte string as varint length + bytes, the
+        // same bytes a sequence of u8 gives, so events written before and after decode alike.
+        let event = Event::ProfileReplaced {
+            sealed_profile: vec![7, 8, 9],
+        };
+        assert_eq!(postcard::to_allocvec(&event).unwrap(), [1, 3, 7, 8, 9]);
+        assert_eq!(
+            postcard::from_bytes::<Event>(&[1, 3, 7, 8, 9]).unwrap(),
+            event
+        );
+    }
 }
