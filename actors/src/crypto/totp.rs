@@ -72,8 +72,12 @@ impl TotpSecret {
         let generator = self.generator(DIGITS);
         let current = now / STEP_SECONDS;
         let mut matched = None;
-        for step in current.saturating_sub(SKEW_STEPS)..=current + SKEW_STEPS {
-            let expected = Zeroizing::new(generator.generate(step * STEP_SECONDS));
+        for step in current.saturating_sub(SKEW_STEPS)..=current.saturating_add(SKEW_STEPS) {
+            // A step whose start does not fit in a u64 has no code (only at the end of time).
+            let Some(start) = step.checked_mul(STEP_SECONDS) else {
+                continue;
+            };
+            let expected = Zeroizing::new(generator.generate(start));
             let equal = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes());
             if bool::from(equal) && step > last_used_step {
                 matched = Some(step);
@@ -136,6 +140,16 @@ mod tests {
             None,
             "an earlier code after a later one"
         );
+    }
+
+    #[test]
+    fn a_time_at_the_end_of_the_clock_neither_panics_nor_matches_out_of_range_steps() {
+        // Found by the second_factor fuzz target: (now / 30 + 1) * 30 overflowed.
+        let secret = TotpSecret::from_bytes(&[0x3c; 20]).unwrap();
+        let now = u64::MAX - 1;
+        assert_eq!(secret.verify("123456", now, now / 30), None);
+        let code = secret.code_at(now - STEP_SECONDS);
+        assert_eq!(secret.verify(&code, now, 0), Some(now / STEP_SECONDS - 1));
     }
 
     #[test]
