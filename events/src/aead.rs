@@ -25,9 +25,7 @@ pub struct AeadError;
 
 /// Seals `plaintext` under `key`, bound to `aad`.
 pub fn seal(key: &[u8; 32], aad: &[&[u8]], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|_| AeadError)?;
-    seal_with_nonce(key, &nonce, aad, plaintext)
+    Cipher::new(key).seal(aad, plaintext)
 }
 
 /// Seals with a caller-chosen nonce. Only for known-answer tests and for deterministic seals
@@ -38,44 +36,88 @@ pub fn seal_with_nonce(
     aad: &[&[u8]],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, AeadError> {
-    let cipher = Aes256GcmSiv::new(&(*key).into());
-    let aad = encode_aad(aad);
-    let body = cipher
-        .encrypt(
-            &Nonce::from(*nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| AeadError)?;
-
-    let mut sealed = Vec::with_capacity(NONCE_LEN + body.len());
-    sealed.extend_from_slice(nonce);
-    sealed.extend_from_slice(&body);
-    Ok(sealed)
+    Cipher::new(key).seal_with_nonce(nonce, aad, plaintext)
 }
 
 /// Opens what [`seal`] produced with the same key and associated data.
 pub fn open(key: &[u8; 32], aad: &[&[u8]], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
-    if sealed.len() < OVERHEAD {
-        return Err(AeadError);
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| AeadError)?;
+    Cipher::new(key).open(aad, sealed)
+}
 
-    let cipher = Aes256GcmSiv::new(&(*key).into());
-    let aad = encode_aad(aad);
-    cipher
-        .decrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: body,
-                aad: &aad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| AeadError)
+/// A key made ready for many seals and opens: its AES key schedule is computed once, not per
+/// message. The schedule is wiped on drop; Debug prints nothing of it.
+#[derive(Clone)]
+pub struct Cipher(Aes256GcmSiv);
+
+impl Cipher {
+    /// Prepares `key`.
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256GcmSiv::new(&(*key).into()))
+    }
+
+    /// Seals `plaintext` with a random nonce, bound to `aad`.
+    pub fn seal(&self, aad: &[&[u8]], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|_| AeadError)?;
+        self.seal_with_nonce(&nonce, aad, plaintext)
+    }
+
+    /// Seals with a caller-chosen nonce (see [`seal_with_nonce`]).
+    pub fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[&[u8]],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AeadError> {
+        let aad = encode_aad(aad);
+        let body = self
+            .0
+            .encrypt(
+                &Nonce::from(*nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| AeadError)?;
+
+        let mut sealed = Vec::with_capacity(NONCE_LEN + body.len());
+        sealed.extend_from_slice(nonce);
+        sealed.extend_from_slice(&body);
+        Ok(sealed)
+    }
+
+    /// Opens what this key sealed with the same associated data.
+    pub fn open(&self, aad: &[&[u8]], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
+        if sealed.len() < OVERHEAD {
+            return Err(AeadError);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| AeadError)?;
+        let aad = encode_aad(aad);
+        self.0
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| AeadError)
+    }
+}
+
+/// The key schedule inside a [`Cipher`] is wiped on drop: the `zeroize` feature of `aes` is on.
+const _: fn() = || {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<aes::Aes256>();
+};
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cipher(..)")
+    }
 }
 
 /// `len(part) as u32 BE ‖ part` for every part, so no two part lists encode alike.
@@ -98,6 +140,26 @@ mod tests {
         let sealed = seal(&key, &[b"a", b"b"], b"hello").unwrap();
         assert_eq!(sealed.len(), 5 + OVERHEAD);
         assert_eq!(&open(&key, &[b"a", b"b"], &sealed).unwrap()[..], b"hello");
+    }
+
+    #[test]
+    fn a_prepared_cipher_and_the_one_shot_functions_agree() {
+        let key = [7u8; 32];
+        let cipher = Cipher::new(&key);
+        let nonce = [3u8; NONCE_LEN];
+        let sealed = cipher.seal_with_nonce(&nonce, &[b"a"], b"hello").unwrap();
+        assert_eq!(
+            sealed,
+            seal_with_nonce(&key, &nonce, &[b"a"], b"hello").unwrap()
+        );
+        assert_eq!(&open(&key, &[b"a"], &sealed).unwrap()[..], b"hello");
+        assert_eq!(
+            &cipher
+                .open(&[b"a"], &seal(&key, &[b"a"], b"hi").unwrap())
+                .unwrap()[..],
+            b"hi"
+        );
+        assert_eq!(format!("{cipher:?}"), "Cipher(..)");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::aead::{self, NONCE_LEN};
+use crate::aead::{self, Cipher, NONCE_LEN};
 use crate::{AccountRecord, Handle, ItemEntry, ItemId, RecordedEvent, StorageKey, StoreError};
 
 /// Associated-data label of a stream key sealed under the storage key.
@@ -64,8 +64,12 @@ fn corrupt<E>(_: E) -> StoreError {
     StoreError::Corrupt
 }
 
-/// The random key one stream's events are sealed with. Wiped on drop; no Debug.
-pub(crate) struct StreamKey(Zeroizing<[u8; 32]>);
+/// The random key one stream's events are sealed with, with its cipher prepared once for all
+/// the stream's events. Wiped on drop; no Debug.
+pub(crate) struct StreamKey {
+    bytes: Zeroizing<[u8; 32]>,
+    cipher: Cipher,
+}
 
 impl StreamKey {
     /// A fresh random key.
@@ -73,7 +77,12 @@ impl StreamKey {
         let mut key = Zeroizing::new([0u8; 32]);
         getrandom::fill(key.as_mut_slice())
             .map_err(|_| StoreError::Backend("no randomness".into()))?;
-        Ok(Self(key))
+        Ok(Self::from_bytes(key))
+    }
+
+    fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
+        let cipher = Cipher::new(&bytes);
+        Self { bytes, cipher }
     }
 }
 
@@ -95,7 +104,7 @@ impl StreamMeta {
         let sealed_key = aead::seal(
             storage_key.expose(),
             &[STREAM_KEY_LABEL, &handle.0],
-            &*key.0,
+            &*key.bytes,
         )
         .map_err(corrupt)?;
         Ok(Self {
@@ -139,8 +148,16 @@ impl StreamMeta {
         )
         .map_err(corrupt)?;
         let key: [u8; 32] = key.as_slice().try_into().map_err(corrupt)?;
-        Ok(StreamKey(Zeroizing::new(key)))
+        Ok(StreamKey::from_bytes(Zeroizing::new(key)))
     }
+}
+
+/// A buffer for a plaintext that starts with `schema`, sized so the common small values encode
+/// without growing it.
+fn plaintext_buffer(schema: u8) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(512);
+    buffer.push(schema);
+    buffer
 }
 
 /// Splits a leading big-endian u64 off `bytes`.
@@ -187,17 +204,15 @@ pub(crate) fn seal_event(
     recorded: &RecordedEvent,
 ) -> Result<Vec<u8>, StoreError> {
     let frame = frame(position);
-    let plaintext = postcard::to_extend(recorded, vec![EVENT_SCHEMA_V1])
+    let plaintext = postcard::to_extend(recorded, plaintext_buffer(EVENT_SCHEMA_V1))
         .map(Zeroizing::new)
         .map_err(|_| StoreError::Backend("event did not encode".into()))?;
 
     let version = recorded.version.to_be_bytes();
-    let sealed = aead::seal(
-        &key.0,
-        &[EVENT_LABEL, &handle.0, &version, &frame],
-        &plaintext,
-    )
-    .map_err(corrupt)?;
+    let sealed = key
+        .cipher
+        .seal(&[EVENT_LABEL, &handle.0, &version, &frame], &plaintext)
+        .map_err(corrupt)?;
 
     let mut envelope = Vec::with_capacity(FRAME_LEN + sealed.len());
     envelope.extend_from_slice(&frame);
@@ -235,12 +250,10 @@ pub(crate) fn open_event(
         .ok_or(StoreError::Corrupt)?;
     let position = envelope_position(frame)?;
     let version_be = version.to_be_bytes();
-    let plaintext = aead::open(
-        &key.0,
-        &[EVENT_LABEL, &handle.0, &version_be, frame],
-        sealed,
-    )
-    .map_err(corrupt)?;
+    let plaintext = key
+        .cipher
+        .open(&[EVENT_LABEL, &handle.0, &version_be, frame], sealed)
+        .map_err(corrupt)?;
 
     let (schema, body) = plaintext.split_first().ok_or(StoreError::Corrupt)?;
     if *schema != EVENT_SCHEMA_V1 {
@@ -261,7 +274,7 @@ pub fn seal_and_open_for_benches(
     handle: &Handle,
     recorded: &RecordedEvent,
 ) -> Result<RecordedEvent, StoreError> {
-    let key = StreamKey(Zeroizing::new(*key));
+    let key = StreamKey::from_bytes(Zeroizing::new(*key));
     let envelope = seal_event(&key, handle, 1, recorded)?;
     open_event(&key, handle, recorded.version, &envelope).map(|(_, event)| event)
 }
@@ -274,7 +287,7 @@ pub fn seal_and_open_for_benches(
 pub fn decode_stored_bytes_for_fuzzing(bytes: &[u8]) {
     let storage_key = StorageKey::from_bytes([7; 32]);
     let handle = Handle([1; 32]);
-    let key = StreamKey(Zeroizing::new([9; 32]));
+    let key = StreamKey::from_bytes(Zeroizing::new([9; 32]));
 
     if let Ok(meta) = StreamMeta::decode(bytes) {
         let _ = meta.open_key(&storage_key, &handle);
@@ -285,7 +298,10 @@ pub fn decode_stored_bytes_for_fuzzing(bytes: &[u8]) {
 
     let frame = frame(1);
     let version = 1u64.to_be_bytes();
-    if let Ok(sealed) = aead::seal(&key.0, &[EVENT_LABEL, &handle.0, &version, &frame], bytes) {
+    if let Ok(sealed) = key
+        .cipher
+        .seal(&[EVENT_LABEL, &handle.0, &version, &frame], bytes)
+    {
         let mut envelope = frame.to_vec();
         envelope.extend_from_slice(&sealed);
         let _ = open_event(&key, &handle, 1, &envelope);
@@ -294,11 +310,11 @@ pub fn decode_stored_bytes_for_fuzzing(bytes: &[u8]) {
     if let Ok(seal) = ProjectionSeal::new(&storage_key) {
         let item_id = ItemId([3; 32]);
         let account_aad: [&[u8]; 2] = [ACCOUNT_LABEL, &handle.0];
-        if let Ok(sealed) = aead::seal(&seal.key, &account_aad, bytes) {
+        if let Ok(sealed) = seal.cipher.seal(&account_aad, bytes) {
             let _ = seal.open_account(&handle, &sealed, 1);
         }
         let item_aad: [&[u8]; 3] = [ITEM_LABEL, &handle.0, &item_id.0];
-        if let Ok(sealed) = aead::seal(&seal.key, &item_aad, bytes) {
+        if let Ok(sealed) = seal.cipher.seal(&item_aad, bytes) {
             let _ = seal.open_item(&handle, &item_id, &sealed);
         }
         let _ = seal.verify_key_check(bytes);
@@ -312,7 +328,7 @@ pub fn decode_stored_bytes_for_fuzzing(bytes: &[u8]) {
 /// since the place is in the associated data.
 pub(crate) struct ProjectionSeal {
     /// Seals the values.
-    key: Zeroizing<[u8; 32]>,
+    cipher: Cipher,
     /// Derives each value's nonce from its binding and plaintext.
     nonce_key: Zeroizing<[u8; 32]>,
 }
@@ -326,7 +342,10 @@ impl ProjectionSeal {
         hkdf.expand(PROJECTION_KEY_LABEL, key.as_mut_slice())
             .and_then(|()| hkdf.expand(PROJECTION_NONCE_LABEL, nonce_key.as_mut_slice()))
             .map_err(|_| StoreError::Backend("key derivation failed".into()))?;
-        Ok(Self { key, nonce_key })
+        Ok(Self {
+            cipher: Cipher::new(&key),
+            nonce_key,
+        })
     }
 
     /// Seals an account record, bound to its handle, **without its `version`**: the stream meta
@@ -391,11 +410,13 @@ impl ProjectionSeal {
     }
 
     fn seal<T: serde::Serialize>(&self, aad: &[&[u8]], value: &T) -> Result<Vec<u8>, StoreError> {
-        let plaintext = postcard::to_extend(value, vec![PROJECTION_SCHEMA_V1])
+        let plaintext = postcard::to_extend(value, plaintext_buffer(PROJECTION_SCHEMA_V1))
             .map(Zeroizing::new)
             .map_err(|_| StoreError::Backend("projection did not encode".into()))?;
         let nonce = self.nonce(aad, &plaintext)?;
-        aead::seal_with_nonce(&self.key, &nonce, aad, &plaintext).map_err(corrupt)
+        self.cipher
+            .seal_with_nonce(&nonce, aad, &plaintext)
+            .map_err(corrupt)
     }
 
     fn open<T: serde::de::DeserializeOwned>(
@@ -403,7 +424,7 @@ impl ProjectionSeal {
         aad: &[&[u8]],
         sealed: &[u8],
     ) -> Result<T, StoreError> {
-        let plaintext = aead::open(&self.key, aad, sealed).map_err(corrupt)?;
+        let plaintext = self.cipher.open(aad, sealed).map_err(corrupt)?;
         let (schema, body) = plaintext.split_first().ok_or(StoreError::Corrupt)?;
         if *schema != PROJECTION_SCHEMA_V1 {
             return Err(StoreError::Corrupt);
