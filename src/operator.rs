@@ -7,12 +7,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use blindfold_actors::crypto::keys::{MasterSecret, ServerKeys};
 use blindfold_events::{EventStore, FjallStore, KdfParams, StoreError};
 
 use crate::server::rate_limit::Limit;
-use crate::server::{ServerConfig, SystemClock};
+use crate::server::{ConnectionLimits, ServerConfig, SystemClock};
 
 /// Where the keys and the data are.
 #[derive(Clone, Debug, clap::Args)]
@@ -102,6 +103,32 @@ pub struct ServeArgs {
     #[arg(long, env = "BLINDFOLD_MAX_ITEM_BYTES", default_value_t = 1024 * 1024)]
     pub max_item_bytes: usize,
 
+    /// Connections open at once; past it the server stops accepting until one closes.
+    #[arg(long, env = "BLINDFOLD_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client address (IPv6: one /64).
+    #[arg(
+        long,
+        env = "BLINDFOLD_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 64
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Seconds a client has to send a request head (also the idle time of a keep-alive
+    /// connection).
+    #[arg(long, env = "BLINDFOLD_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Seconds a client has to send a request body once its head has arrived.
+    #[arg(long, env = "BLINDFOLD_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+
+    /// MiB of request bodies held in memory at once, across all requests; past it, bodies are
+    /// refused with 503.
+    #[arg(long, env = "BLINDFOLD_BODY_MEMORY_MIB", default_value_t = 64)]
+    pub body_memory_mib: usize,
+
     /// Credential attempts per minute per client address (also the burst).
     #[arg(long, env = "BLINDFOLD_RATE_PER_ADDRESS", default_value_t = 60)]
     pub rate_per_address: u32,
@@ -136,6 +163,13 @@ impl ServeArgs {
             kdf_workers: self.kdf_workers.unwrap_or(defaults.kdf_workers),
             kdf_queue: self.kdf_queue.unwrap_or(defaults.kdf_queue),
             max_item_bytes: self.max_item_bytes,
+            body_timeout: Duration::from_secs(self.body_timeout),
+            body_memory: self.body_memory_mib.saturating_mul(1024 * 1024),
+            connections: ConnectionLimits {
+                total: self.max_connections,
+                per_address: self.max_connections_per_address,
+                header_timeout: Duration::from_secs(self.header_timeout),
+            },
             limit_per_address: Limit {
                 burst: self.rate_per_address,
                 per_minute: self.rate_per_address,

@@ -203,7 +203,7 @@ fn token_rejected(error: TokenError) -> ApiError {
 }
 
 /// IPv6 clients are limited per /64, the block one subscriber usually holds.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => {

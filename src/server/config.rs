@@ -2,9 +2,11 @@
 //! `BLINDFOLD_*` environment variables.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use blindfold_events::KdfParams;
 
+use super::listener::ConnectionLimits;
 use super::rate_limit::Limit;
 
 /// How the server runs.
@@ -35,6 +37,13 @@ pub struct ServerConfig {
     pub max_item_bytes: usize,
     /// Largest JSON body in bytes.
     pub max_json_bytes: usize,
+    /// Time a client has to send a whole request body once its head has arrived.
+    pub body_timeout: Duration,
+    /// Bytes of request bodies held in memory at once, across all requests; a body that does
+    /// not fit is refused with 503. Bounds what slow or unauthenticated uploads can take.
+    pub body_memory: usize,
+    /// How many connections, from whom, and how long a request head may take.
+    pub connections: ConnectionLimits,
     /// Credential attempts (sign-up, login, recovery) per client address.
     pub limit_per_address: Limit,
     /// Credential attempts per account handle, whether or not an account has it.
@@ -61,6 +70,9 @@ impl Default for ServerConfig {
             kdf_queue: 16 * cores,
             max_item_bytes: 1024 * 1024,
             max_json_bytes: 64 * 1024,
+            body_timeout: Duration::from_secs(30),
+            body_memory: 64 * 1024 * 1024,
+            connections: ConnectionLimits::default(),
             limit_per_address: Limit {
                 burst: 30,
                 per_minute: 60,

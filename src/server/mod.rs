@@ -9,6 +9,7 @@ mod auth;
 pub mod clock;
 pub mod config;
 mod items;
+mod listener;
 mod me;
 mod metrics;
 pub mod problem;
@@ -30,6 +31,7 @@ use warp::Filter;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ServerConfig;
+pub use listener::ConnectionLimits;
 
 use metrics::Metrics;
 use rate_limit::RateLimiter;
@@ -45,6 +47,8 @@ pub(crate) struct App {
     per_handle: RateLimiter<Handle>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    /// Bytes of request bodies that may be held in memory at once, across all requests.
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running server.
@@ -116,6 +120,10 @@ pub async fn start(
         per_address: RateLimiter::new(config.limit_per_address, config.limit_max_keys),
         per_handle: RateLimiter::new(config.limit_per_handle, config.limit_max_keys),
         metrics: Metrics::default(),
+        // A budget smaller than the largest item would refuse every item write.
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            config.body_memory.max(config.max_item_bytes),
+        )),
         nonce_key: dpop_nonce,
         actors: Arc::clone(&actors),
         store,
@@ -124,11 +132,10 @@ pub async fn start(
     });
 
     let (shutdown, stop) = oneshot::channel::<()>();
-    let routes = filter(app);
-    let server = warp::serve(routes).incoming(listener).graceful(async {
+    let limits = app.config.connections;
+    let task = tokio::spawn(listener::serve(listener, filter(app), limits, async {
         let _ = stop.await;
-    });
-    let task = tokio::spawn(server.run());
+    }));
     tracing::info!(%addr, "server.listening");
     Ok(RunningServer {
         addr,
@@ -146,10 +153,13 @@ fn filter(
     warp::method()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(
+            warp::ext::optional::<listener::PeerAddr>()
+                .map(|peer: Option<listener::PeerAddr>| peer.map(|p| p.0)),
+        )
         .and(warp::body::stream())
         .then(
-            move |method, path: warp::path::FullPath, headers, remote, body| {
+            move |method, path: warp::path::FullPath, headers, remote: Option<SocketAddr>, body| {
                 let app = Arc::clone(&app);
                 let path = path.as_str().to_owned();
                 router::handle(app, method, path, headers, remote, body)

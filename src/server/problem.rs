@@ -37,6 +37,8 @@ pub enum ApiError {
     Overloaded(Duration),
     /// The body is larger than the route accepts.
     PayloadTooLarge,
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// No such route or item.
     NotFound,
     /// The route exists but not with this method; the methods it takes, for `Allow`.
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,6 +89,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict => "conflict",
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::RateLimited(_) => "Too many attempts. Retry later.",
             ApiError::Overloaded(_) => "The server is busy. Retry shortly.",
             ApiError::PayloadTooLarge => "The request body is too large.",
+            ApiError::RequestTimeout => "The request body did not arrive in time.",
             ApiError::NotFound => "Not found.",
             ApiError::MethodNotAllowed(_) => "Method not allowed on this route.",
             ApiError::Conflict => "A concurrent change won. Retry.",
@@ -115,15 +120,20 @@ impl ApiError {
         }
     }
 
-    /// The problem+json response, with `Retry-After` and `WWW-Authenticate` where they apply.
-    pub fn into_response(self) -> Response {
-        let body = serde_json::json!({
+    /// The problem+json body: `{"type", "title", "status", "code"}`.
+    pub fn body(&self) -> String {
+        serde_json::json!({
             "type": format!("urn:blindfold:problem:{}", self.code()),
             "title": self.title(),
             "status": self.status().as_u16(),
             "code": self.code(),
-        });
-        let mut response = Response::new(body.to_string().into());
+        })
+        .to_string()
+    }
+
+    /// The problem+json response, with `Retry-After` and `WWW-Authenticate` where they apply.
+    pub fn into_response(self) -> Response {
+        let mut response = Response::new(self.body().into());
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warp::Buf;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
@@ -22,6 +23,8 @@ pub(crate) struct Request {
     pub headers: HeaderMap,
     pub remote: Option<SocketAddr>,
     pub body: Zeroizing<Vec<u8>>,
+    /// The body's share of the body memory budget, given back when the request is dropped.
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Reads the body within the route's limit, routes, and answers.
@@ -39,8 +42,9 @@ where
 {
     let started = Instant::now();
     let limit = body_limit(&app, &method, &path);
-    let result = match read_body(&headers, body, limit).await {
-        Ok(body) => {
+    let read = read_body(&headers, body, limit, &app.body_budget);
+    let result = match tokio::time::timeout(app.config.body_timeout, read).await {
+        Ok(Ok((body, budget))) => {
             route(
                 &app,
                 &Request {
@@ -49,11 +53,16 @@ where
                     headers,
                     remote,
                     body,
+                    _budget: budget,
                 },
             )
             .await
         }
-        Err(error) => Err(error),
+        Ok(Err(error)) => Err(error),
+        Err(_) => {
+            tracing::info!("request.body_timed_out");
+            Err(ApiError::RequestTimeout)
+        }
     };
 
     let mut response = result.unwrap_or_else(ApiError::into_response);
@@ -145,11 +154,17 @@ fn body_limit(app: &App, method: &Method, path: &str) -> usize {
 }
 
 /// Reads at most `limit` bytes, refusing as soon as the declared or actual length exceeds it.
+///
+/// Every byte held is first taken from `budget`, the memory all bodies in flight share: the
+/// declared length before anything is allocated, then whatever a body without one brings, chunk
+/// by chunk. A body that does not fit is refused at once with 503, so slow or unauthenticated
+/// uploads cannot hold more memory than the budget, however many connections send them.
 async fn read_body<S, B>(
     headers: &HeaderMap,
     body: S,
     limit: usize,
-) -> Result<Zeroizing<Vec<u8>>, ApiError>
+    budget: &Arc<Semaphore>,
+) -> Result<(Zeroizing<Vec<u8>>, Option<OwnedSemaphorePermit>), ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -162,14 +177,18 @@ where
         return Err(ApiError::PayloadTooLarge);
     }
 
+    let mut held = Held::default();
+    held.reserve(budget, declared.unwrap_or(0))?;
     let mut body = std::pin::pin!(body);
     let mut bytes = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(0)));
     while let Some(chunk) = body.next().await {
         let mut chunk =
             chunk.map_err(|_| ApiError::InvalidRequest("The request body could not be read."))?;
-        if bytes.len() + chunk.remaining() > limit {
+        let len = bytes.len() + chunk.remaining();
+        if len > limit {
             return Err(ApiError::PayloadTooLarge);
         }
+        held.reserve(budget, len)?;
         while chunk.has_remaining() {
             let part = chunk.chunk();
             bytes.extend_from_slice(part);
@@ -177,7 +196,37 @@ where
             chunk.advance(n);
         }
     }
-    Ok(bytes)
+    Ok((bytes, held.permit))
+}
+
+/// The part of the body budget one body holds.
+#[derive(Default)]
+struct Held {
+    bytes: usize,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Held {
+    /// Grows what is held to `bytes`, or refuses with 503 if the budget has no room.
+    fn reserve(&mut self, budget: &Arc<Semaphore>, bytes: usize) -> Result<(), ApiError> {
+        let more = bytes.saturating_sub(self.bytes);
+        if more == 0 {
+            return Ok(());
+        }
+        let more_permits = u32::try_from(more).map_err(|_| ApiError::PayloadTooLarge)?;
+        let permit = Arc::clone(budget)
+            .try_acquire_many_owned(more_permits)
+            .map_err(|_| {
+                tracing::warn!("request.body_budget_full");
+                ApiError::Overloaded(std::time::Duration::from_secs(1))
+            })?;
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
 }
 
 /// A JSON response.

@@ -1,6 +1,7 @@
 //! End-to-end tests: a real server on a real socket, real DPoP proofs, a real fjall directory.
 
 mod blindness;
+mod connections;
 mod journey;
 mod rejections;
 mod resilience;

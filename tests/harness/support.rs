@@ -12,12 +12,15 @@ use serde_json::{Value, json};
 /// Argon2 flags small enough for tests that do not measure the derivation itself.
 pub const SMALL_KDF: [&str; 4] = ["--kdf-memory-kib", "1024", "--kdf-iterations", "1"];
 
-/// Rate-limit flags high enough that only the derivation pool pushes back.
-pub const HIGH_LIMITS: [&str; 4] = [
+/// Rate-limit and per-address connection flags high enough that only the derivation pool
+/// pushes back.
+pub const HIGH_LIMITS: [&str; 6] = [
     "--rate-per-address",
     "1000000",
     "--rate-per-username",
     "1000000",
+    "--max-connections-per-address",
+    "4096",
 ];
 
 /// A port nothing listens on right now.
