@@ -751,9 +751,12 @@ mod replay {
         for byte in 0..3u8 {
             cache.check_and_remember([byte; 32], NOW, NOW).unwrap();
         }
+        // The first of them is forgotten at NOW + 61: the refusal says when.
         assert_eq!(
             cache.check_and_remember([9u8; 32], NOW, NOW + 1),
-            Err(ReplayError::Full)
+            Err(ReplayError::Full {
+                retry_after_secs: 60
+            })
         );
         assert_eq!(
             cache.check_and_remember([0u8; 32], NOW, NOW + 1),

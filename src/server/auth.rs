@@ -92,9 +92,11 @@ impl App {
                 tracing::info!(reason = "replayed", "dpop.rejected");
                 Err(ApiError::InvalidDpopProof)
             }
-            Err(ReplayError::Full) => {
+            Err(ReplayError::Full { retry_after_secs }) => {
                 tracing::warn!("dpop.replay_cache_full");
-                Err(ApiError::Overloaded(std::time::Duration::from_secs(1)))
+                Err(ApiError::Overloaded(std::time::Duration::from_secs(
+                    retry_after_secs,
+                )))
             }
         }
     }

@@ -249,3 +249,30 @@ async fn proofs_without_a_live_token_are_not_remembered() {
     }
     pete.me().await.expect(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_full_replay_cache_answers_503_with_the_wait_until_room_comes_back() {
+    // Sign-up spends one proof; the cache holds two.
+    let server = TestServer::start_with(|config| config.replay_capacity = 2).await;
+    let mut quinn = server.client();
+    quinn
+        .sign_up("quinn", "quinn's password")
+        .await
+        .expect(StatusCode::CREATED);
+    quinn.me().await.expect(StatusCode::OK);
+
+    let refused = quinn
+        .me()
+        .await
+        .expect_problem(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The first proof is forgotten a window (60 s) and a second after its iat.
+    assert!((55..=61).contains(&wait), "Retry-After {wait}");
+
+    server.clock.advance(wait);
+    quinn.me().await.expect(StatusCode::OK);
+}

@@ -14,9 +14,13 @@ pub enum ReplayError {
     /// This proof was already used.
     #[error("DPoP proof replayed")]
     Replayed,
-    /// The cache is full of proofs still inside their window; try again shortly.
+    /// The cache is full of proofs still inside their window; room comes back in
+    /// `retry_after_secs`, when the first of them expires.
     #[error("DPoP replay cache full")]
-    Full,
+    Full {
+        /// Seconds until the earliest remembered proof is forgotten (at least 1).
+        retry_after_secs: u64,
+    },
 }
 
 impl ReplayError {
@@ -25,7 +29,7 @@ impl ReplayError {
     pub fn code(&self) -> &'static str {
         match self {
             ReplayError::Replayed => "invalid_dpop_proof",
-            ReplayError::Full => "temporarily_unavailable",
+            ReplayError::Full { .. } => "temporarily_unavailable",
         }
     }
 }
@@ -72,7 +76,10 @@ impl ReplayCache {
             return Err(ReplayError::Replayed);
         }
         if entries.expiry_of.len() >= self.capacity {
-            return Err(ReplayError::Full);
+            let earliest = entries.by_expiry.peek().map_or(now, |Reverse((at, _))| *at);
+            return Err(ReplayError::Full {
+                retry_after_secs: earliest.saturating_sub(now).max(1),
+            });
         }
 
         // `verify` accepts a proof while `now - iat <= max_age_secs`, and entries are purged once
