@@ -3,6 +3,8 @@
 //! **Enumeration:** an unknown username and a wrong password take the same path: one Argon2
 //! derivation (against a decoy salt that is stable per name when there is no account), then one
 //! `invalid_credentials` answer with the same body. Empty and oversized passwords derive too.
+//! Recovery does the same with its cheaper key: an unknown name derives the recovery wrapping key
+//! and tries a decoy wrap, as a known name with a wrong recovery key does.
 
 use std::time::Duration;
 
@@ -204,22 +206,18 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
 
     let handle = app.login_handle(&body.username).await?;
     app.limit_handle(&handle)?;
+    // A malformed recovery key or new password is refused here, before the account is looked
+    // up, so that answer is the same, at the same cost, for known and unknown names.
     let recovery_key = RecoveryKey::parse(body.recovery_key.expose_secret())
         .map_err(|_| ApiError::InvalidRequest("The recovery key is not in the expected format."))?;
     let new_password = checked_new_password(body.new_password.expose_secret())?;
 
-    let record = app.account(&handle)?.ok_or(ApiError::InvalidCredentials)?;
-    let wrapping_key = app.actors.kdf.recovery_wrapping_key(&recovery_key);
-    let user_key = user_key::unwrap_user_key(
-        &wrapping_key,
-        &record.wrapped_user_key_recovery,
-        &handle,
-        LoginMethod::Recovery,
-    )
-    .map_err(|_| {
+    let record = app.account(&handle)?;
+    let unwrapped = app.check_recovery_key(&handle, record.as_ref(), &recovery_key);
+    let (Some(record), Some(user_key)) = (record, unwrapped) else {
         tracing::info!("recovery.failed");
-        ApiError::InvalidCredentials
-    })?;
+        return Err(ApiError::InvalidCredentials);
+    };
 
     // Checked before the derivation so a missing second factor costs no Argon2 run; checked
     // again, and spent, when the recovery is recorded.
@@ -413,6 +411,33 @@ impl App {
             .ok()
         });
         Ok(unwrapped)
+    }
+
+    /// Derives the recovery wrapping key and tries one unwrap, whatever the account: a name
+    /// without one tries its decoy wrap (as long as a real wrap, bound to the handle), which no
+    /// recovery key opens, so it fails the way a wrong recovery key does.
+    ///
+    /// LIMITATION: only the key work is made equal. Before it, the store read of a known name
+    /// opens its sealed account record (one more lookup and an AES-GCM-SIV open of the record),
+    /// while an unknown name finds nothing; that difference stays, a few microseconds at most.
+    /// A decoy record opened for unknown names would close it.
+    pub(crate) fn check_recovery_key(
+        &self,
+        handle: &Handle,
+        record: Option<&AccountRecord>,
+        recovery_key: &RecoveryKey,
+    ) -> Option<UserKey> {
+        let decoy = self.actors.kdf.decoy_recovery_wrap(handle);
+        let wrapped = match record {
+            Some(record) => record.wrapped_user_key_recovery.as_slice(),
+            None => decoy.as_slice(),
+        };
+        let wrapping_key = self.actors.kdf.recovery_wrapping_key(recovery_key);
+        let unwrapped =
+            user_key::unwrap_user_key(&wrapping_key, wrapped, handle, LoginMethod::Recovery).ok();
+
+        // IMPORTANT: a decoy wrap never yields a user key, even in the (2^-128) event it opened.
+        record.and(unwrapped)
     }
 
     /// One Argon2 derivation through the pool.
