@@ -619,8 +619,12 @@ fn checked_new_password(raw: &str) -> Result<Password, ApiError> {
     Ok(Password::from(raw.as_bytes()))
 }
 
-/// A profile as the client wrote it, if it is a JSON object. Kept as text, so numbers and
-/// strings come back exactly as they were sent.
+/// Deepest nesting of objects and arrays a profile may have, the profile object itself counted.
+pub(crate) const MAX_PROFILE_DEPTH: usize = 32;
+
+/// A profile as the client wrote it, if it is a JSON object nested at most
+/// [`MAX_PROFILE_DEPTH`] deep. Kept as text, so numbers and strings come back exactly as they
+/// were sent.
 pub(crate) fn checked_profile(raw: &serde_json::value::RawValue) -> Result<&str, ApiError> {
     let text = raw.get();
     if !text.starts_with('{') {
@@ -628,11 +632,84 @@ pub(crate) fn checked_profile(raw: &serde_json::value::RawValue) -> Result<&str,
             "The profile must be a JSON object.",
         ));
     }
+    if nesting_depth(text) > MAX_PROFILE_DEPTH {
+        return Err(ApiError::InvalidRequest(
+            "The profile must be nested at most 32 levels deep.",
+        ));
+    }
     Ok(text)
+}
+
+/// The deepest nesting of objects and arrays in `json`, which **must already be valid JSON**.
+/// One pass over the bytes with a counter, no recursion: brackets inside strings (escaped quotes
+/// included) do not count.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Logs an internal failure once and answers without detail.
 pub(crate) fn internal(error: impl std::fmt::Display) -> ApiError {
     tracing::error!(%error, "request.internal_error");
     ApiError::Internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(text: &str) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", r#"{"a":"#.repeat(depth), "}".repeat(depth)).replacen(":}", ":1}", 1)
+    }
+
+    #[test]
+    fn a_profile_nested_32_deep_is_accepted_and_33_deep_is_refused() {
+        assert_eq!(nesting_depth(&nested(32)), 32);
+        assert!(checked_profile(&profile(&nested(32))).is_ok());
+        assert!(matches!(
+            checked_profile(&profile(&nested(33))),
+            Err(ApiError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn arrays_count_as_levels_and_brackets_inside_strings_do_not() {
+        let deep_arrays = format!(r#"{{"a":{}1{}}}"#, "[".repeat(32), "]".repeat(32));
+        assert_eq!(nesting_depth(&deep_arrays), 33);
+        assert!(checked_profile(&profile(&deep_arrays)).is_err());
+
+        let brackets_in_strings = r#"{"a":"[[[{{{\"[[[","b":["]]]{"]}"#;
+        assert_eq!(nesting_depth(brackets_in_strings), 2);
+        assert!(checked_profile(&profile(brackets_in_strings)).is_ok());
+    }
+
+    #[test]
+    fn a_profile_ten_thousand_levels_deep_is_refused_without_overflowing_the_stack() {
+        assert!(checked_profile(&profile(&nested(10_000))).is_err());
+    }
 }

@@ -373,3 +373,32 @@ async fn bad_bodies_are_refused_with_clear_codes_and_change_nothing() {
         .await
         .expect(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_profile_nested_deeper_than_32_levels_is_refused_at_sign_up_and_on_replace() {
+    let server = TestServer::start().await;
+    let deep = |levels: usize| format!("{{\"a\":{}1{}}}", "[".repeat(levels), "]".repeat(levels));
+    let sign_up = format!(
+        r#"{{"username":"deep","password":"a fine password","profile":{}}}"#,
+        deep(10_000)
+    );
+    server
+        .client()
+        .send(Method::POST, "/v1/accounts", sign_up.into_bytes())
+        .await
+        .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+
+    let alice = signed_in(&server).await;
+    alice
+        .send(Method::PUT, "/v1/me/profile", deep(32).into_bytes())
+        .await
+        .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    alice
+        .send(Method::PUT, "/v1/me/profile", deep(10_000).into_bytes())
+        .await
+        .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    alice
+        .send(Method::PUT, "/v1/me/profile", deep(31).into_bytes())
+        .await
+        .expect(StatusCode::NO_CONTENT);
+}
