@@ -402,3 +402,27 @@ async fn a_profile_nested_deeper_than_32_levels_is_refused_at_sign_up_and_on_rep
         .await
         .expect(StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn an_item_name_with_a_malformed_escape_or_a_control_character_is_refused() {
+    let server = TestServer::start().await;
+    let alice = signed_in(&server).await;
+    for name in ["%", "%Z", "%ZZ", "a%2", "%00", "line%0Abreak", "%7F"] {
+        alice
+            .send(Method::PUT, &format!("/v1/me/items/{name}"), b"v".to_vec())
+            .await
+            .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    alice
+        .send(Method::PUT, "/v1/me/items/100%25", b"v".to_vec())
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    let list = alice
+        .send(Method::GET, "/v1/me/items", Vec::new())
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["name"], "100%");
+}
