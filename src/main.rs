@@ -81,3 +81,29 @@ fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn help_of(command: &str) -> String {
+        match Cli::try_parse_from(["blindfold", command, "--help"]) {
+            Err(help) if help.kind() == clap::error::ErrorKind::DisplayHelp => help.to_string(),
+            _ => panic!("{command} --help did not print help"),
+        }
+    }
+
+    #[test]
+    fn serve_help_lists_the_client_options_only_under_their_own_heading() {
+        let help = help_of("serve");
+        let heading = help
+            .find(client::CLIENT_OPTIONS_HEADING)
+            .expect("no client options heading");
+        for option in ["--server", "--config-dir", "--password-stdin"] {
+            let at = help.find(option).expect("option not listed");
+            assert!(at > heading, "{option} is listed before the client heading");
+        }
+        let data = help.find("--data").expect("--data not listed");
+        assert!(data < heading, "serve's own options must come first");
+    }
+}

@@ -293,10 +293,13 @@ fn refuse_keyring_inside(keyring: &Path, data: &Path) -> Result<(), OperatorErro
     Ok(())
 }
 
-/// Creates a directory only its owner can enter, if it does not exist.
+/// Makes `dir` a directory only its owner can enter: creates it with mode 0700 if it does not
+/// exist, and tightens an existing one that its group or others may enter (logging that it
+/// did, with the path, which is the operator's own). Every operator command that opens the
+/// data directory comes through here.
 fn create_private_dir(dir: &Path) -> Result<(), OperatorError> {
     if dir.exists() {
-        return Ok(());
+        return tighten_private_dir(dir);
     }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -305,6 +308,33 @@ fn create_private_dir(dir: &Path) -> Result<(), OperatorError> {
     builder
         .create(dir)
         .map_err(|e| OperatorError::Store(e.to_string()))
+}
+
+/// Takes group and other permissions off an existing directory.
+#[cfg(unix)]
+fn tighten_private_dir(dir: &Path) -> Result<(), OperatorError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| OperatorError::Store(e.to_string()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| OperatorError::Store(e.to_string()))?;
+    tracing::warn!(
+        path = %dir.display(),
+        was = format_args!("{:o}", mode & 0o777),
+        "data_dir.permissions_tightened"
+    );
+    Ok(())
+}
+
+/// Permissions are the platform's business off Unix.
+#[cfg(not(unix))]
+fn tighten_private_dir(_dir: &Path) -> Result<(), OperatorError> {
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -355,6 +385,39 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let data = root.path().join("fresh");
         create_private_dir(&data).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn an_existing_data_directory_open_to_others_is_tightened_when_the_store_opens() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let args = StoreArgs {
+            data: data.clone(),
+            keyring: root.path().join("blindfold.keyring"),
+            token_key_id: 1,
+        };
+        let master = MasterSecret::generate().unwrap();
+        let keys = ServerKeys::derive(&master, 1).unwrap();
+
+        open_store(&args, &keys).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn the_keyring_check_tightens_an_existing_data_directory_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+
+        refuse_keyring_inside(&root.path().join("blindfold.keyring"), &data).unwrap();
         let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }

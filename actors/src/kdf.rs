@@ -17,6 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::crypto::keys::DecoyKey;
 use crate::crypto::password::{self, Password, Pepper, WrappingKey};
 use crate::crypto::recovery::RecoveryKey;
+use crate::crypto::user_key::WRAPPED_USER_KEY_LEN;
 use crate::slot::Slot;
 
 /// Why a derivation did not happen.
@@ -180,6 +181,12 @@ impl KdfPool {
     /// The recovery key's wrapping key (HKDF with the pepper: cheap, so not queued).
     pub fn recovery_wrapping_key(&self, recovery_key: &RecoveryKey) -> WrappingKey {
         recovery_key.wrapping_key(&self.pepper)
+    }
+
+    /// The stable fake recovery wrap of a name without an account: as long as a real one, and
+    /// opened by no recovery key.
+    pub fn decoy_recovery_wrap(&self, handle: &Handle) -> [u8; WRAPPED_USER_KEY_LEN] {
+        self.decoy.wrapped_user_key_for(handle)
     }
 
     /// The stable fake salt of a name without an account.

@@ -10,7 +10,9 @@ use blindfold_actors::crypto::password::{
 };
 use blindfold_actors::crypto::recovery::RecoveryKey;
 use blindfold_actors::crypto::token::{Methods, TokenClaims};
-use blindfold_actors::crypto::user_key::{LoginMethod, UserKey, unwrap_user_key, wrap_user_key};
+use blindfold_actors::crypto::user_key::{
+    LoginMethod, UserKey, WRAPPED_USER_KEY_LEN, unwrap_user_key, wrap_user_key,
+};
 use blindfold_actors::crypto::username::normalize;
 use blindfold_events::aead::{open, seal_with_nonce};
 use blindfold_events::{Handle, KdfParams};
@@ -244,6 +246,24 @@ fn the_decoy_salt_is_the_truncated_hmac_under_its_label() {
         keys.decoy.salt_for(&handle)[..],
         hmac(&decoy, &handle.0)[..16]
     );
+}
+
+#[test]
+fn the_decoy_recovery_wrap_is_two_hmac_blocks_under_its_label_and_no_recovery_key_opens_it() {
+    let (bytes, master) = master();
+    let keys = ServerKeys::derive(&master, 0).unwrap();
+    let decoy = hkdf(&bytes, None, "blindfold/v1/decoy-salt");
+    let handle = Handle([7; 32]);
+    let label = b"blindfold/v1/decoy-wrapped-user-key";
+    let block = |i: u8| hmac(&decoy, &[&label[..], &handle.0, &[i]].concat());
+    let expected = [block(0), block(1)].concat();
+
+    let wrapped = keys.decoy.wrapped_user_key_for(&handle);
+    assert_eq!(wrapped.len(), WRAPPED_USER_KEY_LEN);
+    assert_eq!(wrapped[..], expected[..WRAPPED_USER_KEY_LEN]);
+    assert_ne!(wrapped, keys.decoy.wrapped_user_key_for(&Handle([8; 32])));
+    let guess = RecoveryKey::from_bytes([3; 20]).wrapping_key(&keys.pepper);
+    assert!(unwrap_user_key(&guess, &wrapped, &handle, LoginMethod::Recovery).is_err());
 }
 
 #[test]

@@ -174,7 +174,10 @@ async fn put_item(
     ctx.api
         .call(Method::PUT, &path, Some(&token), &Body::Bytes(value))
         .await?;
-    say(out, format_args!("stored {name} ({size} bytes)"))
+    say(
+        out,
+        format_args!("stored {} ({size} bytes)", printable_name(name)),
+    )
 }
 
 async fn get_item(
@@ -238,7 +241,7 @@ async fn remove_item(
     ctx.api
         .call(Method::DELETE, &path, Some(&token), &Body::Empty)
         .await?;
-    say(out, format_args!("removed {name}"))
+    say(out, format_args!("removed {}", printable_name(name)))
 }
 
 async fn logout_all(ctx: &mut Context<'_>, out: &mut dyn Write) -> Result<(), ClientError> {
@@ -773,26 +776,38 @@ fn readable_time(value: &Value) -> String {
     }
 }
 
-/// A table of items: name, size in bytes, last update.
+/// A table of items: name (control characters escaped), size in bytes, last update.
 fn item_table(items: &[ItemEntry]) -> String {
     if items.is_empty() {
         return "no items".into();
     }
-    let width = items
+    let names: Vec<String> = items.iter().map(|i| printable_name(&i.name)).collect();
+    let width = names
         .iter()
-        .map(|i| i.name.chars().count())
+        .map(|name| name.chars().count())
         .max()
         .unwrap_or(0)
         .max(4);
     let mut table = format!("{:<width$}  {:>10}  UPDATED", "NAME", "SIZE");
-    for item in items {
+    for (item, name) in items.iter().zip(&names) {
         let updated = readable_time(&item.updated_at);
-        table.push_str(&format!(
-            "\n{:<width$}  {:>10}  {updated}",
-            item.name, item.size
-        ));
+        table.push_str(&format!("\n{name:<width$}  {:>10}  {updated}", item.size));
     }
     table
+}
+
+/// An item name safe to print on a terminal: control characters (which the server refuses
+/// now, but older data may hold) are shown as Rust escapes (`\n`, `\u{1b}`), the rest as is.
+fn printable_name(name: &str) -> String {
+    let mut shown = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_debug());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -1393,6 +1408,20 @@ mod tests {
         assert_eq!(lines[1], "a                     3  1970-01-01 00:00:00 UTC");
         assert_eq!(lines[2], "longer-name       12345  yesterday");
         assert_eq!(item_table(&[]), "no items");
+    }
+
+    #[test]
+    fn item_names_with_control_characters_print_escaped() {
+        let items = vec![ItemEntry {
+            name: "evil\u{1b}[2J\nname\u{7f}".into(),
+            size: 1,
+            updated_at: Value::from(0u64),
+        }];
+        let table = item_table(&items);
+        assert_eq!(table.lines().count(), 2);
+        assert!(table.contains("evil\\u{1b}[2J\\nname\\u{7f}"));
+        assert!(!table.chars().any(|c| c.is_control() && c != '\n'));
+        assert_eq!(printable_name("plain été"), "plain été");
     }
 
     #[test]

@@ -32,8 +32,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use error::{ClientError, ExitClass};
 
+/// Heading of the client's options in every `--help`. They are global, so they show under every
+/// command, `serve` included; the heading says that the operator commands ignore them.
+pub const CLIENT_OPTIONS_HEADING: &str = "Client options (ignored by serve, rebuild and inspect)";
+
 /// Options every client command shares.
 #[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = CLIENT_OPTIONS_HEADING)]
 pub struct ClientArgs {
     /// The blindfold server's public URL; proofs are signed for URLs under it.
     #[arg(

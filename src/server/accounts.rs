@@ -3,6 +3,8 @@
 //! **Enumeration:** an unknown username and a wrong password take the same path: one Argon2
 //! derivation (against a decoy salt that is stable per name when there is no account), then one
 //! `invalid_credentials` answer with the same body. Empty and oversized passwords derive too.
+//! Recovery does the same with its cheaper key: an unknown name derives the recovery wrapping key
+//! and tries a decoy wrap, as a known name with a wrong recovery key does.
 
 use std::time::Duration;
 
@@ -204,22 +206,18 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
 
     let handle = app.login_handle(&body.username).await?;
     app.limit_handle(&handle)?;
+    // A malformed recovery key or new password is refused here, before the account is looked
+    // up, so that answer is the same, at the same cost, for known and unknown names.
     let recovery_key = RecoveryKey::parse(body.recovery_key.expose_secret())
         .map_err(|_| ApiError::InvalidRequest("The recovery key is not in the expected format."))?;
     let new_password = checked_new_password(body.new_password.expose_secret())?;
 
-    let record = app.account(&handle)?.ok_or(ApiError::InvalidCredentials)?;
-    let wrapping_key = app.actors.kdf.recovery_wrapping_key(&recovery_key);
-    let user_key = user_key::unwrap_user_key(
-        &wrapping_key,
-        &record.wrapped_user_key_recovery,
-        &handle,
-        LoginMethod::Recovery,
-    )
-    .map_err(|_| {
+    let record = app.account(&handle)?;
+    let unwrapped = app.check_recovery_key(&handle, record.as_ref(), &recovery_key);
+    let (Some(record), Some(user_key)) = (record, unwrapped) else {
         tracing::info!("recovery.failed");
-        ApiError::InvalidCredentials
-    })?;
+        return Err(ApiError::InvalidCredentials);
+    };
 
     // Checked before the derivation so a missing second factor costs no Argon2 run; checked
     // again, and spent, when the recovery is recorded.
@@ -415,6 +413,33 @@ impl App {
         Ok(unwrapped)
     }
 
+    /// Derives the recovery wrapping key and tries one unwrap, whatever the account: a name
+    /// without one tries its decoy wrap (as long as a real wrap, bound to the handle), which no
+    /// recovery key opens, so it fails the way a wrong recovery key does.
+    ///
+    /// LIMITATION: only the key work is made equal. Before it, the store read of a known name
+    /// opens its sealed account record (one more lookup and an AES-GCM-SIV open of the record),
+    /// while an unknown name finds nothing; that difference stays, a few microseconds at most.
+    /// A decoy record opened for unknown names would close it.
+    pub(crate) fn check_recovery_key(
+        &self,
+        handle: &Handle,
+        record: Option<&AccountRecord>,
+        recovery_key: &RecoveryKey,
+    ) -> Option<UserKey> {
+        let decoy = self.actors.kdf.decoy_recovery_wrap(handle);
+        let wrapped = match record {
+            Some(record) => record.wrapped_user_key_recovery.as_slice(),
+            None => decoy.as_slice(),
+        };
+        let wrapping_key = self.actors.kdf.recovery_wrapping_key(recovery_key);
+        let unwrapped =
+            user_key::unwrap_user_key(&wrapping_key, wrapped, handle, LoginMethod::Recovery).ok();
+
+        // IMPORTANT: a decoy wrap never yields a user key, even in the (2^-128) event it opened.
+        record.and(unwrapped)
+    }
+
     /// One Argon2 derivation through the pool.
     pub(crate) async fn derive(
         &self,
@@ -594,8 +619,12 @@ fn checked_new_password(raw: &str) -> Result<Password, ApiError> {
     Ok(Password::from(raw.as_bytes()))
 }
 
-/// A profile as the client wrote it, if it is a JSON object. Kept as text, so numbers and
-/// strings come back exactly as they were sent.
+/// Deepest nesting of objects and arrays a profile may have, the profile object itself counted.
+pub(crate) const MAX_PROFILE_DEPTH: usize = 32;
+
+/// A profile as the client wrote it, if it is a JSON object nested at most
+/// [`MAX_PROFILE_DEPTH`] deep. Kept as text, so numbers and strings come back exactly as they
+/// were sent.
 pub(crate) fn checked_profile(raw: &serde_json::value::RawValue) -> Result<&str, ApiError> {
     let text = raw.get();
     if !text.starts_with('{') {
@@ -603,11 +632,84 @@ pub(crate) fn checked_profile(raw: &serde_json::value::RawValue) -> Result<&str,
             "The profile must be a JSON object.",
         ));
     }
+    if nesting_depth(text) > MAX_PROFILE_DEPTH {
+        return Err(ApiError::InvalidRequest(
+            "The profile must be nested at most 32 levels deep.",
+        ));
+    }
     Ok(text)
+}
+
+/// The deepest nesting of objects and arrays in `json`, which **must already be valid JSON**.
+/// One pass over the bytes with a counter, no recursion: brackets inside strings (escaped quotes
+/// included) do not count.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Logs an internal failure once and answers without detail.
 pub(crate) fn internal(error: impl std::fmt::Display) -> ApiError {
     tracing::error!(%error, "request.internal_error");
     ApiError::Internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(text: &str) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", r#"{"a":"#.repeat(depth), "}".repeat(depth)).replacen(":}", ":1}", 1)
+    }
+
+    #[test]
+    fn a_profile_nested_32_deep_is_accepted_and_33_deep_is_refused() {
+        assert_eq!(nesting_depth(&nested(32)), 32);
+        assert!(checked_profile(&profile(&nested(32))).is_ok());
+        assert!(matches!(
+            checked_profile(&profile(&nested(33))),
+            Err(ApiError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn arrays_count_as_levels_and_brackets_inside_strings_do_not() {
+        let deep_arrays = format!(r#"{{"a":{}1{}}}"#, "[".repeat(32), "]".repeat(32));
+        assert_eq!(nesting_depth(&deep_arrays), 33);
+        assert!(checked_profile(&profile(&deep_arrays)).is_err());
+
+        let brackets_in_strings = r#"{"a":"[[[{{{\"[[[","b":["]]]{"]}"#;
+        assert_eq!(nesting_depth(brackets_in_strings), 2);
+        assert!(checked_profile(&profile(brackets_in_strings)).is_ok());
+    }
+
+    #[test]
+    fn a_profile_ten_thousand_levels_deep_is_refused_without_overflowing_the_stack() {
+        assert!(checked_profile(&profile(&nested(10_000))).is_err());
+    }
 }

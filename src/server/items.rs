@@ -18,8 +18,14 @@ use super::router::{Request, json, no_content};
 /// Longest item name in bytes.
 pub(crate) const MAX_NAME_BYTES: usize = 255;
 
-/// The item name of a path segment: percent-decoded, UTF-8, 1 to 255 bytes.
+/// The item name of a path segment: percent-decoded, UTF-8, 1 to 255 bytes, without ASCII
+/// control characters. A `%` not followed by two hex digits is refused, never kept literally.
 pub(crate) fn decode_name(segment: &str) -> Result<String, ApiError> {
+    if !escapes_are_well_formed(segment) {
+        return Err(ApiError::InvalidRequest(
+            "The item name has a malformed percent-escape.",
+        ));
+    }
     let name = percent_decode_str(segment)
         .decode_utf8()
         .map_err(|_| ApiError::InvalidRequest("The item name must be UTF-8."))?;
@@ -28,7 +34,28 @@ pub(crate) fn decode_name(segment: &str) -> Result<String, ApiError> {
             "The item name must be 1 to 255 bytes long.",
         ));
     }
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return Err(ApiError::InvalidRequest(
+            "The item name must not contain control characters.",
+        ));
+    }
     Ok(name.into_owned())
+}
+
+/// Whether every `%` in `segment` starts an escape of exactly two hex digits (RFC 3986 §2.1).
+fn escapes_are_well_formed(segment: &str) -> bool {
+    let mut bytes = segment.bytes();
+    while let Some(byte) = bytes.next() {
+        if byte != b'%' {
+            continue;
+        }
+        let (high, low) = (bytes.next(), bytes.next());
+        let is_hex = |digit: Option<u8>| digit.is_some_and(|d| d.is_ascii_hexdigit());
+        if !is_hex(high) || !is_hex(low) {
+            return false;
+        }
+    }
+    true
 }
 
 /// `GET /v1/me/items` → `{items: [{name, size, updated_at}]}`, sorted by name.
@@ -124,4 +151,36 @@ pub(crate) async fn delete(app: &App, req: &Request, name: &str) -> Result<Respo
         .await?;
     tracing::info!("item.deleted");
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_percent_escapes_are_refused() {
+        for segment in ["%", "%Z", "%ZZ", "a%", "a%2", "%2G", "ok%zz"] {
+            assert!(
+                matches!(decode_name(segment), Err(ApiError::InvalidRequest(_))),
+                "{segment:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn well_formed_escapes_decode_in_either_case() {
+        assert_eq!(decode_name("a%20b").unwrap(), "a b");
+        assert_eq!(decode_name("%c3%a9t%C3%A9").unwrap(), "été");
+        assert_eq!(decode_name("100%25").unwrap(), "100%");
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused_after_decoding() {
+        for segment in ["%00", "a%0Ab", "%1F", "%7F", "tab%09"] {
+            assert!(
+                matches!(decode_name(segment), Err(ApiError::InvalidRequest(_))),
+                "{segment:?} was accepted"
+            );
+        }
+    }
 }

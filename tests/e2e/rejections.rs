@@ -373,3 +373,56 @@ async fn bad_bodies_are_refused_with_clear_codes_and_change_nothing() {
         .await
         .expect(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_profile_nested_deeper_than_32_levels_is_refused_at_sign_up_and_on_replace() {
+    let server = TestServer::start().await;
+    let deep = |levels: usize| format!("{{\"a\":{}1{}}}", "[".repeat(levels), "]".repeat(levels));
+    let sign_up = format!(
+        r#"{{"username":"deep","password":"a fine password","profile":{}}}"#,
+        deep(10_000)
+    );
+    server
+        .client()
+        .send(Method::POST, "/v1/accounts", sign_up.into_bytes())
+        .await
+        .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+
+    let alice = signed_in(&server).await;
+    alice
+        .send(Method::PUT, "/v1/me/profile", deep(32).into_bytes())
+        .await
+        .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    alice
+        .send(Method::PUT, "/v1/me/profile", deep(10_000).into_bytes())
+        .await
+        .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    alice
+        .send(Method::PUT, "/v1/me/profile", deep(31).into_bytes())
+        .await
+        .expect(StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn an_item_name_with_a_malformed_escape_or_a_control_character_is_refused() {
+    let server = TestServer::start().await;
+    let alice = signed_in(&server).await;
+    for name in ["%", "%Z", "%ZZ", "a%2", "%00", "line%0Abreak", "%7F"] {
+        alice
+            .send(Method::PUT, &format!("/v1/me/items/{name}"), b"v".to_vec())
+            .await
+            .expect_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    alice
+        .send(Method::PUT, "/v1/me/items/100%25", b"v".to_vec())
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    let list = alice
+        .send(Method::GET, "/v1/me/items", Vec::new())
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["name"], "100%");
+}

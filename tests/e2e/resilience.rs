@@ -42,6 +42,57 @@ async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
 }
 
 #[tokio::test]
+async fn recovery_for_an_unknown_user_and_with_a_wrong_recovery_key_gets_the_same_answer() {
+    let server = TestServer::start().await;
+    server
+        .client()
+        .sign_up("gwen", "the real password")
+        .await
+        .expect(StatusCode::CREATED);
+    let wrong_key = "0000-0000-0000-0000-0000-0000-0000-0000";
+    let recover = |username: &str, recovery_key: &str| json!({"username": username, "recovery_key": recovery_key, "new_password": "a new password"});
+
+    let wrong_recovery_key = server
+        .client()
+        .send_json(Method::POST, "/v1/recovery", &recover("gwen", wrong_key))
+        .await;
+    let unknown_user = server
+        .client()
+        .send_json(
+            Method::POST,
+            "/v1/recovery",
+            &recover("nobody-by-this-name", wrong_key),
+        )
+        .await;
+    let invalid_name = server
+        .client()
+        .send_json(Method::POST, "/v1/recovery", &recover("\u{0}", wrong_key))
+        .await;
+    for reply in [&unknown_user, &invalid_name] {
+        assert_eq!(reply.status, wrong_recovery_key.status);
+        assert_eq!(reply.body, wrong_recovery_key.body);
+    }
+    assert_eq!(wrong_recovery_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_recovery_key.code(), "invalid_credentials");
+
+    let malformed_known = server
+        .client()
+        .send_json(Method::POST, "/v1/recovery", &recover("gwen", "%%%"))
+        .await;
+    let malformed_unknown = server
+        .client()
+        .send_json(
+            Method::POST,
+            "/v1/recovery",
+            &recover("nobody-by-this-name", "%%%"),
+        )
+        .await;
+    assert_eq!(malformed_known.status, malformed_unknown.status);
+    assert_eq!(malformed_known.body, malformed_unknown.body);
+    assert_eq!(malformed_known.code(), "invalid_request");
+}
+
+#[tokio::test]
 async fn a_full_derivation_queue_answers_503_at_once_and_other_routes_keep_answering() {
     let slow = KdfParams {
         m_cost_kib: 32 * 1024,

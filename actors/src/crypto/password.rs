@@ -14,6 +14,10 @@ use blindfold_events::{Handle, KdfParams};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::keys::{KEY_LEN, hmac_sha256};
+use super::user_key::WRAPPED_USER_KEY_LEN;
+
+/// Message label of the decoy key's fake wrapped user keys, kept apart from its decoy salts.
+pub const DECOY_WRAPPED_USER_KEY_LABEL: &str = "blindfold/v1/decoy-wrapped-user-key";
 
 /// Bytes of Argon2id salt.
 pub const SALT_LEN: usize = 16;
@@ -249,6 +253,22 @@ impl DecoyKey {
         let mut salt = [0u8; SALT_LEN];
         salt.iter_mut().zip(mac.iter()).for_each(|(s, m)| *s = *m);
         salt
+    }
+
+    /// A fake recovery-wrapped user key for `handle`, [`WRAPPED_USER_KEY_LEN`] bytes like a real
+    /// one: `HMAC-SHA256(decoy_key, label ‖ handle ‖ block)` for blocks 0 and 1, truncated. The
+    /// same handle always gets the same bytes; no recovery key opens them, since they were never
+    /// sealed, so trying one costs what a wrong recovery key against a real wrap costs.
+    pub fn wrapped_user_key_for(&self, handle: &Handle) -> [u8; WRAPPED_USER_KEY_LEN] {
+        let label = DECOY_WRAPPED_USER_KEY_LABEL.as_bytes();
+        let first = Zeroizing::new(hmac_sha256(&self.0, &[label, &handle.0, &[0]]));
+        let second = Zeroizing::new(hmac_sha256(&self.0, &[label, &handle.0, &[1]]));
+        let mut wrapped = [0u8; WRAPPED_USER_KEY_LEN];
+        wrapped
+            .iter_mut()
+            .zip(first.iter().chain(second.iter()))
+            .for_each(|(w, m)| *w = *m);
+        wrapped
     }
 }
 
