@@ -17,8 +17,7 @@
 //! version is the stream meta's, so an item event rewrites the stream meta and the item index
 //! but not the sealed record. The feed is the global order of all events, for readers of
 //! [`EventStore::feed`]; `rebuild` does not need it, since every projection is a function of
-//! one stream's own events, and replays the events keyspace stream by stream instead, on one
-//! thread per core, each taking its own range of handles.
+//! one stream's own events, and replays the events keyspace stream by stream instead.
 //!
 //! **Durability.** `append_batch` and `delete_stream` write everything of one call in a single
 //! fjall write batch and fsync the journal (`PersistMode::SyncAll`) before they return. fjall
@@ -53,8 +52,6 @@ const KEY_CHECK: &[u8] = b"key-check";
 const FIRST_POSITION: u64 = 1;
 /// Projection values a rebuild gathers before it writes them in one (unsynced) batch.
 const REBUILD_CHUNK: u64 = 8192;
-/// Most threads a rebuild replays on.
-const MAX_REBUILD_THREADS: usize = 8;
 
 /// The embedded event store. Cheap to share behind an `Arc`; every method takes `&self`.
 ///
@@ -634,31 +631,13 @@ impl EventStore for FjallStore {
         self.items.clear().map_err(backend)?;
 
         let snapshot = self.db.snapshot();
-        let ranges = handle_ranges(rebuild_threads());
-        let reports = std::thread::scope(|scope| {
-            let workers: Vec<_> = ranges
-                .iter()
-                .map(|range| scope.spawn(|| self.replay_range(&snapshot, range)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .map_err(|_| StoreError::Backend("a rebuild worker failed".into()))?
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-
-        // One fsync for every worker's unsynced batches.
-        self.db.persist(PersistMode::SyncAll).map_err(backend)?;
-        Ok(reports
-            .into_iter()
-            .fold(RebuildReport::default(), |sum, part| RebuildReport {
-                events: sum.events + part.events,
-                accounts: sum.accounts + part.accounts,
-                corrupt_streams: sum.corrupt_streams + part.corrupt_streams,
-            }))
+        let mut replay = Replay::new(self, snapshot.iter(&self.streams));
+        for guard in snapshot.iter(&self.events) {
+            let (key, envelope) = guard.into_inner().map_err(backend)?;
+            let (handle, version) = envelope::decode_event_key(&key)?;
+            replay.event(handle, version, &envelope)?;
+        }
+        replay.finish()
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
@@ -670,61 +649,7 @@ impl EventStore for FjallStore {
     }
 }
 
-/// Threads a rebuild replays on: one per core, at most [`MAX_REBUILD_THREADS`].
-fn rebuild_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, MAX_REBUILD_THREADS)
-}
-
-/// Splits the handle space into `parts` ranges by first byte, in order, covering all of it.
-/// Every key of one stream (handle, or handle ‖ version) falls in exactly one range.
-fn handle_ranges(parts: usize) -> Vec<HandleRange> {
-    let parts = parts.clamp(1, 256);
-    (0..parts)
-        .map(|part| HandleRange {
-            start: bound(part, parts),
-            end: (part + 1 < parts).then(|| bound(part + 1, parts)),
-        })
-        .collect()
-}
-
-/// The first handle byte of range `part` of `parts`.
-fn bound(part: usize, parts: usize) -> u8 {
-    u8::try_from(part * 256 / parts).unwrap_or(u8::MAX)
-}
-
-/// Keys from `[start]` up to, not including, `[end]` (or to the last key when `end` is none).
-struct HandleRange {
-    start: u8,
-    end: Option<u8>,
-}
-
-impl HandleRange {
-    fn bounds(&self) -> (std::ops::Bound<[u8; 1]>, std::ops::Bound<[u8; 1]>) {
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        let end = self.end.map_or(Unbounded, |end| Excluded([end]));
-        (Included([self.start]), end)
-    }
-}
-
 impl FjallStore {
-    /// Replays the streams whose handles fall in `range`: its part of a rebuild. Writes its
-    /// projections unsynced; the caller syncs once every part is done.
-    fn replay_range(
-        &self,
-        snapshot: &fjall::Snapshot,
-        range: &HandleRange,
-    ) -> Result<RebuildReport, StoreError> {
-        let mut replay = Replay::new(self, snapshot.range(&self.streams, range.bounds()));
-        for guard in snapshot.range(&self.events, range.bounds()) {
-            let (key, envelope) = guard.into_inner().map_err(backend)?;
-            let (handle, version) = envelope::decode_event_key(&key)?;
-            replay.event(handle, version, &envelope)?;
-        }
-        replay.finish()
-    }
-
     /// Stages removal of the feed entry at `position` if it names the event `event_key`.
     fn stage_feed_removal(
         &self,
@@ -916,8 +841,8 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
         batch.commit().map_err(backend)
     }
 
-    /// Finishes the last stream, counts the metas no event reached and writes what is pending,
-    /// unsynced.
+    /// Finishes the last stream, counts the metas no event reached, writes what is pending and
+    /// syncs.
     fn finish(mut self) -> Result<RebuildReport, StoreError> {
         if let Some(done) = self.stream.take() {
             self.finish_stream(done)?;
@@ -931,6 +856,10 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
             self.mark_corrupt(None);
         }
         self.commit_pending()?;
+        self.store
+            .db
+            .persist(PersistMode::SyncAll)
+            .map_err(backend)?;
         Ok(self.report)
     }
 }
@@ -952,26 +881,4 @@ fn apply_event(
         None => {}
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_handle_ranges_cover_every_first_byte_once_and_in_order() {
-        for parts in [1, 2, 3, 7, 8, 256, 1000] {
-            let ranges = handle_ranges(parts);
-            assert_eq!(ranges.len(), parts.min(256));
-            for byte in 0..=u8::MAX {
-                let holders = ranges
-                    .iter()
-                    .filter(|r| byte >= r.start && r.end.is_none_or(|end| byte < end))
-                    .count();
-                assert_eq!(holders, 1, "byte {byte} with {parts} parts");
-            }
-            assert_eq!(ranges.first().map(|r| r.start), Some(0));
-            assert!(ranges.last().is_some_and(|r| r.end.is_none()));
-        }
-    }
 }
