@@ -205,7 +205,7 @@ pub(crate) async fn recover(app: &App, req: &Request) -> Result<Response, ApiErr
     let proof = app.device_proof(req)?;
 
     let handle = app.login_handle(&body.username).await?;
-    app.limit_handle(&handle)?;
+    app.limit_recovery_handle(&handle)?;
     // A malformed recovery key or new password is refused here, before the account is looked
     // up, so that answer is the same, at the same cost, for known and unknown names.
     let recovery_key = RecoveryKey::parse(body.recovery_key.expose_secret())

@@ -21,6 +21,7 @@ use warp::http::header;
 
 use super::App;
 use super::problem::ApiError;
+use super::rate_limit::RateLimiter;
 use super::router::Request;
 
 /// An authenticated request: a live token, its device proven, its account current.
@@ -168,12 +169,32 @@ impl App {
     /// Takes one credential attempt from the handle's budget, whether or not an account has the
     /// handle: throttling says nothing about which names exist.
     pub(crate) fn limit_handle(&self, handle: &Handle) -> Result<(), ApiError> {
-        self.per_handle
-            .check(handle, self.clock.now_ms())
-            .map_err(|wait| {
-                tracing::info!(scope = "handle", "rate.limited");
-                ApiError::RateLimited(wait)
-            })
+        Self::limit(&self.per_handle, handle, self.clock.now_ms(), "handle")
+    }
+
+    /// Takes one recovery attempt from the handle's recovery budget, which is kept apart from
+    /// the password budget: someone guessing at a name's password (and so spending its budget)
+    /// does not also keep the owner from recovering. Recovery keys carry 160 bits, so a budget
+    /// of their own adds no useful guesses.
+    pub(crate) fn limit_recovery_handle(&self, handle: &Handle) -> Result<(), ApiError> {
+        Self::limit(
+            &self.per_handle_recovery,
+            handle,
+            self.clock.now_ms(),
+            "handle_recovery",
+        )
+    }
+
+    fn limit(
+        limiter: &RateLimiter<Handle>,
+        handle: &Handle,
+        now_ms: u64,
+        scope: &'static str,
+    ) -> Result<(), ApiError> {
+        limiter.check(handle, now_ms).map_err(|wait| {
+            tracing::info!(scope, "rate.limited");
+            ApiError::RateLimited(wait)
+        })
     }
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct App {
     replay: ReplayCache,
     per_address: RateLimiter<IpAddr>,
     per_handle: RateLimiter<Handle>,
+    /// Recovery attempts per handle, apart from `per_handle`: guessing at a name's password
+    /// must not also keep its owner from recovering.
+    per_handle_recovery: RateLimiter<Handle>,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     /// Bytes of request bodies that may be held in memory at once, across all requests.
@@ -119,6 +122,7 @@ pub async fn start(
         replay: ReplayCache::new(config.replay_capacity, config.dpop_window),
         per_address: RateLimiter::new(config.limit_per_address, config.limit_max_keys),
         per_handle: RateLimiter::new(config.limit_per_handle, config.limit_max_keys),
+        per_handle_recovery: RateLimiter::new(config.limit_per_handle, config.limit_max_keys),
         metrics: Metrics::default(),
         // A budget smaller than the largest item would refuse every item write.
         body_budget: Arc::new(tokio::sync::Semaphore::new(

@@ -216,6 +216,51 @@ async fn guessing_past_the_limit_is_refused_for_known_and_unknown_names_alike() 
 }
 
 #[tokio::test]
+async fn guessing_at_a_password_does_not_keep_the_owner_from_recovering() {
+    let server = TestServer::start_with(|config| {
+        config.limit_per_handle.burst = 2;
+        config.limit_per_handle.per_minute = 2;
+    })
+    .await;
+    let recovery_key = server
+        .client()
+        .sign_up("ivy", "ivy's password")
+        .await
+        .json()["recovery_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.clock.advance(60);
+    for _ in 0..2 {
+        server.client().log_in("ivy", "wrong guess").await;
+    }
+    server
+        .client()
+        .log_in("ivy", "ivy's password")
+        .await
+        .expect_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    let recover = |key: &str| json!({"username": "ivy", "recovery_key": key, "new_password": "ivy's new password"});
+    let wrong_key = "0000-0000-0000-0000-0000-0000-0000-0000";
+    server
+        .client()
+        .send_json(Method::POST, "/v1/recovery", &recover(wrong_key))
+        .await
+        .expect_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    server
+        .client()
+        .send_json(Method::POST, "/v1/recovery", &recover(&recovery_key))
+        .await
+        .expect(StatusCode::OK);
+    // Recovery has a budget of its own, and it runs out too.
+    server
+        .client()
+        .send_json(Method::POST, "/v1/recovery", &recover(wrong_key))
+        .await
+        .expect_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+#[tokio::test]
 async fn dpop_nonces_are_demanded_and_then_accepted() {
     let server = TestServer::start_with(|config| config.dpop_nonces = true).await;
     let client = server.client();
