@@ -23,6 +23,7 @@
 pub mod aead;
 mod envelope;
 pub mod fjall_store;
+mod plan;
 pub mod projection;
 pub mod schema;
 pub mod store;
