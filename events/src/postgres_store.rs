@@ -150,7 +150,9 @@ impl Statements {
     fn prepare(client: &mut Client) -> Result<Self, StoreError> {
         let mut prepare = |sql: &str| client.prepare(sql).map_err(backend);
         Ok(Statements {
-            lock_stream: prepare("SELECT meta FROM blindfold_streams WHERE handle = $1 FOR UPDATE")?,
+            lock_stream: prepare(
+                "SELECT meta FROM blindfold_streams WHERE handle = $1 FOR UPDATE",
+            )?,
             claim_stream: prepare(
                 "INSERT INTO blindfold_streams (handle, meta) VALUES ($1, $2) \
                  ON CONFLICT (handle) DO NOTHING",
@@ -173,9 +175,7 @@ impl Statements {
                 "INSERT INTO blindfold_items (handle, item_id, entry) VALUES ($1, $2, $3) \
                  ON CONFLICT (handle, item_id) DO UPDATE SET entry = EXCLUDED.entry",
             )?,
-            delete_item: prepare(
-                "DELETE FROM blindfold_items WHERE handle = $1 AND item_id = $2",
-            )?,
+            delete_item: prepare("DELETE FROM blindfold_items WHERE handle = $1 AND item_id = $2")?,
             account: prepare(
                 "SELECT a.record, s.meta FROM blindfold_accounts a \
                  LEFT JOIN blindfold_streams s ON s.handle = a.handle WHERE a.handle = $1",
@@ -183,9 +183,7 @@ impl Statements {
             items: prepare(
                 "SELECT item_id, entry FROM blindfold_items WHERE handle = $1 ORDER BY item_id",
             )?,
-            item: prepare(
-                "SELECT entry FROM blindfold_items WHERE handle = $1 AND item_id = $2",
-            )?,
+            item: prepare("SELECT entry FROM blindfold_items WHERE handle = $1 AND item_id = $2")?,
             stream: prepare(
                 "SELECT s.meta, e.version, e.envelope FROM blindfold_streams s \
                  LEFT JOIN blindfold_events e ON e.handle = s.handle \
@@ -233,7 +231,10 @@ fn stored_version(version: u64) -> Result<i64, StoreError> {
 }
 
 fn handle_of(bytes: &[u8]) -> Result<Handle, StoreError> {
-    bytes.try_into().map(Handle).map_err(|_| StoreError::Corrupt)
+    bytes
+        .try_into()
+        .map(Handle)
+        .map_err(|_| StoreError::Corrupt)
 }
 
 impl PostgresStore {
@@ -506,7 +507,9 @@ impl Connection {
                     savepoint.rollback().map_err(backend)?;
                     match error {
                         WriteError::Store(error) => Err(error),
-                        WriteError::LostRace => Err(conflict_after_race(&mut tx, statements, append)?),
+                        WriteError::LostRace => {
+                            Err(conflict_after_race(&mut tx, statements, append)?)
+                        }
                     }
                 }
             };
@@ -669,7 +672,10 @@ fn write(
 
     for (item_id, sealed) in &writes.items {
         match sealed {
-            Some(sealed) => tx.execute(&statements.upsert_item, &[&&handle.0[..], &&item_id.0[..], sealed]),
+            Some(sealed) => tx.execute(
+                &statements.upsert_item,
+                &[&&handle.0[..], &&item_id.0[..], sealed],
+            ),
             None => tx.execute(&statements.delete_item, &[&&handle.0[..], &&item_id.0[..]]),
         }
         .map_err(write_failed)?;
@@ -751,7 +757,10 @@ impl EventStore for PostgresStore {
         self.pool.run(move |connection, keys| {
             connection
                 .client
-                .query_opt(&connection.statements.item, &[&&handle.0[..], &&item_id.0[..]])
+                .query_opt(
+                    &connection.statements.item,
+                    &[&&handle.0[..], &&item_id.0[..]],
+                )
                 .map_err(backend)?
                 .map(|row| keys.projection.open_item(&handle, &item_id, row.get(0)))
                 .transpose()
@@ -840,7 +849,10 @@ impl EventStore for PostgresStore {
         self.pool.run(move |connection, _| {
             let mut tx = connection.client.transaction().map_err(backend)?;
             let removed = tx
-                .execute("DELETE FROM blindfold_streams WHERE handle = $1", &[&&handle.0[..]])
+                .execute(
+                    "DELETE FROM blindfold_streams WHERE handle = $1",
+                    &[&&handle.0[..]],
+                )
                 .map_err(backend)?;
             if removed == 0 {
                 return Err(StoreError::NotFound);
@@ -974,7 +986,15 @@ fn rebuild(client: &mut Client, keys: &Keys) -> Result<RebuildReport, StoreError
         for row in &rows {
             let handle = handle_of(row.get(0))?;
             let version = version_of(row.get(1))?;
-            replay.event(&mut tx, keys, &mut report, handle, version, row.get(2), row.get(3))?;
+            replay.event(
+                &mut tx,
+                keys,
+                &mut report,
+                handle,
+                version,
+                row.get(2),
+                row.get(3),
+            )?;
         }
     }
     replay.finish_stream(&mut tx, keys, &mut report)?;
@@ -1009,7 +1029,11 @@ impl Replay {
         envelope: &[u8],
         meta: Option<&[u8]>,
     ) -> Result<(), StoreError> {
-        if self.stream.as_ref().is_none_or(|(current, _)| *current != handle) {
+        if self
+            .stream
+            .as_ref()
+            .is_none_or(|(current, _)| *current != handle)
+        {
             self.finish_stream(tx, keys, report)?;
             let fold = match meta {
                 // No stream row: a deleted stream, whose events are skipped.
@@ -1100,8 +1124,11 @@ impl ProofReplayTable {
                 .map_err(backend)?
                 == 1;
             if prune {
-                tx.execute("DELETE FROM blindfold_replay WHERE expires_at <= $1", &[&now])
-                    .map_err(backend)?;
+                tx.execute(
+                    "DELETE FROM blindfold_replay WHERE expires_at <= $1",
+                    &[&now],
+                )
+                .map_err(backend)?;
             }
             tx.commit().map_err(backend)?;
             Ok(fresh)
