@@ -39,6 +39,7 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls, Statement, Transaction};
 
 use crate::envelope::{ProjectionSeal, StreamMeta};
+use crate::fjall_store::RawEntry;
 use crate::plan::{self, BatchKeys, Planned, Sealing, StreamFold, Writes};
 use crate::{
     AccountRecord, Append, EventStore, FeedEntry, Handle, ItemEntry, ItemId, RebuildReport,
@@ -261,25 +262,23 @@ impl PostgresStore {
             storage_key,
         };
 
-        let mut first = Connection::open(&config)?;
-        first.check_store(&keys.projection)?;
-        let mut first = Some(first);
-
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         let pool = Arc::new(Pool {
             jobs: Mutex::new(sender),
             keys,
         });
-        for index in 0..connections.max(1) {
-            let connection = if index == 0 { first.take() } else { None };
+        for _ in 0..connections.max(1) {
             let config = config.clone();
             let receiver = Arc::clone(&receiver);
             std::thread::Builder::new()
                 .name("blindfold-postgres".into())
-                .spawn(move || serve_jobs(&config, connection, &receiver))
+                .spawn(move || serve_jobs(&config, &receiver))
                 .map_err(|_| StoreError::Backend("cannot start a connection thread".into()))?;
         }
+        // Even the first connection is made on a connection thread: `open` may be called from
+        // async code too.
+        pool.run(|connection, keys| connection.check_store(&keys.projection))?;
         Ok(PostgresStore { pool })
     }
 
@@ -296,7 +295,7 @@ impl PostgresStore {
     /// items (keys prefixed `i`), in key order. For tests that compare a rebuilt projection
     /// with the live one; the same form as the fjall store's.
     #[doc(hidden)]
-    pub fn projection_snapshot(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn projection_snapshot(&self) -> Result<Vec<RawEntry>, StoreError> {
         self.pool.run(|connection, _| {
             let rows = connection
                 .client
@@ -439,9 +438,10 @@ fn create_schema(client: &mut Client) -> Result<(), StoreError> {
     tx.commit().map_err(backend)
 }
 
-/// A connection thread: takes jobs until the store is dropped, connecting again whenever the
-/// connection is gone.
-fn serve_jobs(config: &Config, mut connection: Option<Connection>, jobs: &Mutex<Receiver<Job>>) {
+/// A connection thread: takes jobs until the store is dropped, connecting (again) whenever it
+/// has no open connection. A job that finds the database unreachable fails with that error.
+fn serve_jobs(config: &Config, jobs: &Mutex<Receiver<Job>>) {
+    let mut connection: Option<Connection> = None;
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => match receiver.recv() {
@@ -450,12 +450,16 @@ fn serve_jobs(config: &Config, mut connection: Option<Connection>, jobs: &Mutex<
             },
             Err(_) => return,
         };
-        if connection.as_ref().is_none_or(|c| c.client.is_closed()) {
-            connection = Connection::open(config).ok();
-        }
-        match connection.as_mut() {
-            Some(connection) => job(Ok(connection)),
-            None => job(Err(StoreError::Backend("database unreachable".into()))),
+        let opened = match connection.take() {
+            Some(open) if !open.client.is_closed() => Ok(open),
+            _ => Connection::open(config),
+        };
+        match opened {
+            Ok(mut open) => {
+                job(Ok(&mut open));
+                connection = Some(open);
+            }
+            Err(error) => job(Err(error)),
         }
     }
 }
@@ -1111,7 +1115,10 @@ impl ProofReplayTable {
     pub fn spend(&self, jti_digest: [u8; 32], iat: u64, now: u64) -> Result<bool, StoreError> {
         // Kept until one second past the last moment the proof could pass (as in memory).
         let expiry = iat.saturating_add(self.window_secs).saturating_add(1);
-        let prune = self.spent.fetch_add(1, Ordering::Relaxed) % REPLAY_PRUNE_EVERY == 0;
+        let prune = self
+            .spent
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(REPLAY_PRUNE_EVERY);
         self.pool.run(move |connection, _| {
             let expiry = i64::try_from(expiry).unwrap_or(i64::MAX);
             let now = i64::try_from(now).unwrap_or(i64::MAX);

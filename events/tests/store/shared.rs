@@ -134,3 +134,29 @@ fn a_proof_spent_on_one_server_is_a_replay_on_the_other() {
     // Past its window a digest is forgotten (the proof itself would be refused as too old).
     assert!(other.spend([7; 32], now + 100, now + 62).unwrap());
 }
+
+#[test]
+fn the_store_opens_and_answers_inside_async_code_on_either_runtime() {
+    let Some(backend) = Postgres::fresh() else {
+        return;
+    };
+    let current = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    for (n, runtime) in [(1, current), (2, multi)] {
+        let store = runtime.block_on(async { backend.open() });
+        let version = runtime.block_on(async {
+            tokio::spawn(async move {
+                append_one(&store, append(n, 0, vec![created()]));
+                store.account(&handle(n)).unwrap().unwrap().version
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(version, 1);
+    }
+}
