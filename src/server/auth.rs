@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use blindfold_actors::crypto::data::Purpose;
-use blindfold_actors::crypto::dpop::{self, ProofContext, ReplayError, VerifiedProof};
+use blindfold_actors::crypto::dpop::{self, ProofContext, VerifiedProof};
 use blindfold_actors::crypto::token::{TokenClaims, TokenError};
 use blindfold_events::{AccountRecord, Handle};
 use subtle::ConstantTimeEq;
@@ -22,6 +22,7 @@ use warp::http::header;
 use super::App;
 use super::problem::ApiError;
 use super::router::Request;
+use super::spent_proofs::SpendError;
 
 /// An authenticated request: a live token, its device proven, its account current.
 pub(crate) struct Session {
@@ -84,16 +85,15 @@ impl App {
     /// Remembers a verified proof's `jti` for the window, refusing it if it was seen before.
     fn spend_proof(&self, proof: &VerifiedProof) -> Result<(), ApiError> {
         match self
-            .replay
-            .check_and_remember(proof.jti_digest, proof.iat, self.now())
+            .spent_proofs
+            .spend(proof.jti_digest, proof.iat, self.now())
         {
             Ok(()) => Ok(()),
-            Err(ReplayError::Replayed) => {
+            Err(SpendError::Replayed) => {
                 tracing::info!(reason = "replayed", "dpop.rejected");
                 Err(ApiError::InvalidDpopProof)
             }
-            Err(ReplayError::Full) => {
-                tracing::warn!("dpop.replay_cache_full");
+            Err(SpendError::Unavailable) => {
                 Err(ApiError::Overloaded(std::time::Duration::from_secs(1)))
             }
         }
