@@ -36,7 +36,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls, Statement, Transaction};
+use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
 use crate::envelope::{ProjectionSeal, StreamMeta};
 use crate::fjall_store::RawEntry;
@@ -962,7 +962,12 @@ fn rebuild(client: &mut Client, keys: &Keys) -> Result<RebuildReport, StoreError
     )
     .map_err(backend)?;
 
-    let mut report = RebuildReport::default();
+    let mut replay = Replay {
+        keys,
+        stream: None,
+        pending: PendingProjections::default(),
+        report: RebuildReport::default(),
+    };
     let without_events = tx
         .query_one(
             "SELECT count(*) FROM blindfold_streams s WHERE NOT EXISTS \
@@ -971,7 +976,7 @@ fn rebuild(client: &mut Client, keys: &Keys) -> Result<RebuildReport, StoreError
         )
         .map_err(backend)?;
     for _ in 0..version_of(without_events.get(0))? {
-        mark_corrupt(&mut report, None);
+        replay.mark_corrupt(None);
     }
 
     let cursor = tx
@@ -981,88 +986,71 @@ fn rebuild(client: &mut Client, keys: &Keys) -> Result<RebuildReport, StoreError
             &[],
         )
         .map_err(backend)?;
-    let mut replay = Replay::default();
     loop {
         let rows = tx.query_portal(&cursor, REBUILD_FETCH).map_err(backend)?;
         if rows.is_empty() {
             break;
         }
         for row in &rows {
-            let handle = handle_of(row.get(0))?;
-            let version = version_of(row.get(1))?;
-            replay.event(
-                &mut tx,
-                keys,
-                &mut report,
-                handle,
-                version,
-                row.get(2),
-                row.get(3),
-            )?;
+            replay.event(&mut tx, row)?;
         }
     }
-    replay.finish_stream(&mut tx, keys, &mut report)?;
+    replay.finish_stream(&mut tx)?;
     replay.pending.flush(&mut tx)?;
     tx.commit().map_err(backend)?;
-    Ok(report)
+    Ok(replay.report)
 }
 
-fn mark_corrupt(report: &mut RebuildReport, position: Option<u64>) {
-    tracing::warn!(?position, "rebuild.stream_corrupt");
-    report.corrupt_streams += 1;
-}
-
-/// The stream a rebuild is on, and what it has folded but not inserted.
-#[derive(Default)]
-struct Replay {
+/// One rebuild under way: the stream it is on, what it has folded but not inserted, and the
+/// counts so far.
+struct Replay<'a> {
+    keys: &'a Keys,
     stream: Option<(Handle, Option<StreamFold>)>,
     pending: PendingProjections,
+    report: RebuildReport,
 }
 
-impl Replay {
-    /// Applies one event row; a stream that turns out corrupt is dropped (its fold becomes
-    /// `None`) and its remaining events skipped.
-    #[allow(clippy::too_many_arguments)]
-    fn event(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        keys: &Keys,
-        report: &mut RebuildReport,
-        handle: Handle,
-        version: u64,
-        envelope: &[u8],
-        meta: Option<&[u8]>,
-    ) -> Result<(), StoreError> {
+impl Replay<'_> {
+    fn mark_corrupt(&mut self, position: Option<u64>) {
+        tracing::warn!(?position, "rebuild.stream_corrupt");
+        self.report.corrupt_streams += 1;
+    }
+
+    /// Applies one row `(handle, version, envelope, stream meta or NULL)`; a stream that turns
+    /// out corrupt is dropped (its fold becomes `None`) and its remaining events skipped.
+    fn event(&mut self, tx: &mut Transaction<'_>, row: &Row) -> Result<(), StoreError> {
+        let handle = handle_of(row.get(0))?;
+        let version = version_of(row.get(1))?;
+        let envelope: &[u8] = row.get(2);
+        let meta: Option<&[u8]> = row.get(3);
+        let keys = self.keys;
         if self
             .stream
             .as_ref()
             .is_none_or(|(current, _)| *current != handle)
         {
-            self.finish_stream(tx, keys, report)?;
+            self.finish_stream(tx)?;
             let fold = match meta {
                 // No stream row: a deleted stream, whose events are skipped.
                 None => None,
                 Some(meta) => match StreamFold::open(&keys.storage_key, &handle, meta) {
                     Ok(fold) => Some(fold),
                     Err(_) => {
-                        mark_corrupt(report, None);
+                        self.mark_corrupt(None);
                         None
                     }
                 },
             };
             self.stream = Some((handle, fold));
         }
-        let Some((_, fold)) = self.stream.as_mut() else {
-            return Ok(());
-        };
-        let Some(open) = fold.as_mut() else {
+        let Some((_, Some(open))) = self.stream.as_mut() else {
             return Ok(());
         };
         match open.apply(&handle, version, envelope) {
-            Ok(()) => report.events += 1,
+            Ok(()) => self.report.events += 1,
             Err(StoreError::Corrupt) => {
-                *fold = None;
-                mark_corrupt(report, crate::envelope::envelope_position(envelope).ok());
+                self.stream = Some((handle, None));
+                self.mark_corrupt(crate::envelope::envelope_position(envelope).ok());
             }
             Err(error) => return Err(error),
         }
@@ -1070,22 +1058,17 @@ impl Replay {
     }
 
     /// Seals the projections of the stream just replayed, if it was whole.
-    fn finish_stream(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        keys: &Keys,
-        report: &mut RebuildReport,
-    ) -> Result<(), StoreError> {
+    fn finish_stream(&mut self, tx: &mut Transaction<'_>) -> Result<(), StoreError> {
         let Some((handle, Some(fold))) = self.stream.take() else {
             return Ok(());
         };
-        match fold.seal(&keys.projection, &handle)? {
+        match fold.seal(&self.keys.projection, &handle)? {
             Some(sealed) => {
                 self.pending.push(&handle, sealed);
-                report.accounts += 1;
+                self.report.accounts += 1;
             }
             // Events the meta records are missing from the log's tail.
-            None => mark_corrupt(report, None),
+            None => self.mark_corrupt(None),
         }
         if self.pending.len() >= REBUILD_CHUNK {
             self.pending.flush(tx)?;
