@@ -181,8 +181,8 @@ pub enum OperatorError {
     /// The keyring could not be read, created or trusted.
     #[error("keyring: {0}")]
     Keyring(String),
-    /// The data directory could not be opened.
-    #[error("data directory: {0}")]
+    /// The store (the data directory or the database) could not be opened.
+    #[error("store: {0}")]
     Store(String),
     /// The server did not start.
     #[error(transparent)]

@@ -434,6 +434,9 @@ fn create_schema(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction().map_err(backend)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(backend)?;
+    // "already exists, skipping" on every connection is noise, not news.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .map_err(backend)?;
     tx.batch_execute(SCHEMA).map_err(backend)?;
     tx.commit().map_err(backend)
 }
