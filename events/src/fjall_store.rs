@@ -351,13 +351,18 @@ impl EventStore for FjallStore {
         let mut position = *head;
         let mut results = Vec::with_capacity(appends.len());
         for append in &appends {
-            results.push(self.stage_append(&staged, &mut keys, position, append).map(
-                |(own, next, version)| {
+            let result = self.stage_append(&staged, &mut keys, position, append);
+            results.push(match result {
+                Ok((own, next, version)) => {
                     staged.0.extend(own.0);
                     position = next;
-                    version
-                },
-            ));
+                    Ok(version)
+                }
+                Err(error) => {
+                    keys.forget(&append.handle);
+                    Err(error)
+                }
+            });
         }
         if staged.0.is_empty() {
             return results;

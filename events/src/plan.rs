@@ -195,6 +195,13 @@ impl BatchKeys {
         self.0.insert(handle, key);
     }
 
+    /// Forgets the key of `handle`. **Call it when an append to `handle` was not kept:** the
+    /// key it cached may be one a new stream never got (another writer created the stream with
+    /// its own key), and must not seal a later append of the batch.
+    pub(crate) fn forget(&mut self, handle: &Handle) {
+        self.0.remove(handle);
+    }
+
     /// The stream's key: from this batch if opened already, else unwrapped from `meta`.
     fn get_or_open(
         &mut self,

@@ -512,6 +512,7 @@ impl Connection {
                 }
                 Err(error) => {
                     savepoint.rollback().map_err(backend)?;
+                    stream_keys.forget(&append.handle);
                     match error {
                         WriteError::Store(error) => Err(error),
                         WriteError::LostRace => {

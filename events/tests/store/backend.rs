@@ -159,6 +159,14 @@ pub struct Postgres {
     url: String,
 }
 
+impl Postgres {
+    /// A connection of its own to this test's schema, for reading and writing rows behind the
+    /// store's back.
+    pub fn connect(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
 impl Backend for Postgres {
     type Store = PostgresStore;
 

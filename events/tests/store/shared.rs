@@ -160,3 +160,107 @@ fn the_store_opens_and_answers_inside_async_code_on_either_runtime() {
         assert_eq!(version, 1);
     }
 }
+
+/// Copies every row of stream `account` from `from` into `to` inside one transaction, which is
+/// held open until `release` says so: another server creating the stream, caught mid-commit.
+fn create_behind_the_back(from: &Postgres, to: &Postgres, account: u8) -> CreatingServer {
+    let mut source = from.connect();
+    let meta: Vec<u8> = source
+        .query_one(
+            "SELECT meta FROM blindfold_streams WHERE handle = $1",
+            &[&&handle(account).0[..]],
+        )
+        .unwrap()
+        .get(0);
+    let record: Vec<u8> = source
+        .query_one(
+            "SELECT record FROM blindfold_accounts WHERE handle = $1",
+            &[&&handle(account).0[..]],
+        )
+        .unwrap()
+        .get(0);
+    let events: Vec<(i64, i64, Vec<u8>)> = source
+        .query(
+            "SELECT version, position, envelope FROM blindfold_events WHERE handle = $1",
+            &[&&handle(account).0[..]],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+
+    let mut target = to.connect();
+    let (inserted, inserted_rx) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let handle = &handle(account).0[..];
+        let mut tx = target.transaction().unwrap();
+        let insert = "INSERT INTO blindfold_streams (handle, meta) VALUES ($1, $2)";
+        tx.execute(insert, &[&handle, &meta]).unwrap();
+        let insert = "INSERT INTO blindfold_accounts (handle, record) VALUES ($1, $2)";
+        tx.execute(insert, &[&handle, &record]).unwrap();
+        for (version, position, envelope) in &events {
+            tx.execute(
+                "INSERT INTO blindfold_events (handle, version, position, envelope) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&handle, version, position, envelope],
+            )
+            .unwrap();
+        }
+        inserted.send(()).unwrap();
+        release_rx.recv().unwrap();
+        tx.commit().unwrap();
+    });
+    inserted_rx.recv().unwrap();
+    CreatingServer { release, thread }
+}
+
+/// A creation held open by [`create_behind_the_back`].
+struct CreatingServer {
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[test]
+fn an_append_that_loses_the_race_to_create_a_stream_leaves_the_winners_stream_whole() {
+    let (Some(backend), Some(elsewhere)) = (Postgres::fresh(), Postgres::fresh()) else {
+        return;
+    };
+    // The winner's stream, sealed under the same storage key as this store's.
+    append_one(&elsewhere.open(), append(1, 0, vec![created()]));
+    let store = Arc::new(backend.open());
+    let winner = create_behind_the_back(&elsewhere, &backend, 1);
+
+    // This batch does not see the uncommitted stream, so it creates one (with a key of its
+    // own), and waits on the winner's row to claim it; then it goes on on the winner's stream.
+    let racing = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            store.append_batch(vec![
+                append(1, 0, vec![created()]),
+                append(1, 1, vec![Event::SessionsRevoked]),
+            ])
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    winner.release.send(()).unwrap();
+    winner.thread.join().unwrap();
+    let results = racing.join().unwrap();
+
+    assert!(
+        matches!(
+            results[..],
+            [
+                Err(StoreError::Conflict {
+                    expected: 0,
+                    actual: 1
+                }),
+                Ok(2)
+            ]
+        ),
+        "{results:?}"
+    );
+    let events = store.read_stream(&handle(1)).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(store.account(&handle(1)).unwrap().unwrap().epoch, 1);
+}
