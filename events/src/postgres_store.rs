@@ -93,6 +93,12 @@ CREATE TABLE IF NOT EXISTS blindfold_replay (digest bytea PRIMARY KEY, expires_a
 /// The price is one hand-over between threads per call, small beside the round trip.
 ///
 /// Dropping the store closes its connections once their threads finish their current call.
+//
+// LIMITATION: the caller waits for the reply, so an async handler that reads the store holds
+// its tokio worker for one database round trip (as a fjall read holds it for a disk read, which
+// is shorter). On a LAN that is well under a millisecond, but a slow database slows every
+// worker. The way out is an async read path (tokio-postgres) beside the sync trait, or reads
+// moved to `spawn_blocking` in the handlers.
 pub struct PostgresStore {
     pool: Arc<Pool>,
 }
