@@ -25,8 +25,8 @@ const TAG_HEX_DIGITS: usize = 12;
 pub struct Inspection {
     /// The store's own counts and size.
     pub stats: StoreStats,
-    /// Bytes of every file under the data directory.
-    pub directory_bytes: u64,
+    /// Bytes of every file under the data directory (the embedded store only).
+    pub directory_bytes: Option<u64>,
     /// One entry per account, in the order their first event entered the feed.
     pub accounts: Vec<AccountView>,
 }
@@ -43,7 +43,7 @@ pub struct AccountView {
 /// `blindfold inspect`: prints the [`Inspection`] of the data directory. Refuses to create a
 /// keyring or a data directory that is not there.
 pub fn run(args: StoreArgs) -> Result<(), OperatorError> {
-    if !args.data.is_dir() {
+    if args.store_url.is_none() && !args.data.is_dir() {
         return Err(OperatorError::Store("no data directory there".into()));
     }
     if std::env::var_os("BLINDFOLD_MASTER_KEY").is_none() && !args.keyring.is_file() {
@@ -51,14 +51,16 @@ pub fn run(args: StoreArgs) -> Result<(), OperatorError> {
     }
     let keys = operator::load_keys(&args)?;
     let store = operator::open_store(&args, &keys)?;
+    let data = matches!(store, operator::OpenedStore::Embedded(_)).then_some(args.data.as_path());
     let inspection =
-        inspect(&*store, &args.data).map_err(|e| OperatorError::Store(e.to_string()))?;
+        inspect(&*store.events(), data).map_err(|e| OperatorError::Store(e.to_string()))?;
     print!("{inspection}");
     Ok(())
 }
 
-/// Reads what an operator may see from `store`, whose files are under `data`.
-pub fn inspect(store: &dyn EventStore, data: &Path) -> Result<Inspection, StoreError> {
+/// Reads what an operator may see from `store`, whose files (if it keeps them itself) are under
+/// `data`.
+pub fn inspect(store: &dyn EventStore, data: Option<&Path>) -> Result<Inspection, StoreError> {
     let stats = store.stats()?;
     let accounts = handles_in_feed(store)?
         .iter()
@@ -66,7 +68,7 @@ pub fn inspect(store: &dyn EventStore, data: &Path) -> Result<Inspection, StoreE
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Inspection {
         stats,
-        directory_bytes: directory_bytes(data),
+        directory_bytes: data.map(directory_bytes),
         accounts,
     })
 }
@@ -132,7 +134,9 @@ impl fmt::Display for Inspection {
         writeln!(f, "accounts        {}", self.stats.streams)?;
         writeln!(f, "events          {}", self.stats.events)?;
         writeln!(f, "store on disk   {} bytes", self.stats.disk_bytes)?;
-        writeln!(f, "data directory  {} bytes", self.directory_bytes)?;
+        if let Some(bytes) = self.directory_bytes {
+            writeln!(f, "data directory  {bytes} bytes")?;
+        }
         for account in &self.accounts {
             writeln!(f)?;
             writeln!(

@@ -9,16 +9,42 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use blindfold_actors::crypto::dpop::ReplayCache;
 use blindfold_actors::crypto::keys::{MasterSecret, ServerKeys};
-use blindfold_events::{EventStore, FjallStore, KdfParams, StoreError};
+use blindfold_events::{EventStore, FjallStore, KdfParams, PostgresStore, StoreError};
 
 use crate::server::rate_limit::Limit;
-use crate::server::{ConnectionLimits, ServerConfig, SystemClock};
+use crate::server::{ConnectionLimits, ServerConfig, SpentProofs, SystemClock};
+
+/// A PostgreSQL connection URL. It may carry a password, so Debug never prints it.
+#[derive(Clone)]
+pub struct StoreUrl(String);
+
+impl std::str::FromStr for StoreUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(StoreUrl(url.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreUrl(<redacted>)")
+    }
+}
 
 /// Where the keys and the data are.
 #[derive(Clone, Debug, clap::Args)]
 pub struct StoreArgs {
-    /// The data directory (created on first start).
+    /// The shared PostgreSQL store (`postgres://USER:PASSWORD@HOST/DATABASE`), for several
+    /// servers on one database; tables are created on first start. Without it, the embedded
+    /// store in --data.
+    #[arg(long = "store-url", env = "BLINDFOLD_STORE_URL", value_name = "URL")]
+    pub store_url: Option<StoreUrl>,
+
+    /// The data directory of the embedded store (created on first start); unused with
+    /// --store-url.
     #[arg(
         long = "data",
         env = "BLINDFOLD_DATA",
@@ -189,8 +215,8 @@ pub enum OperatorError {
     /// The keyring could not be read, created or trusted.
     #[error("keyring: {0}")]
     Keyring(String),
-    /// The data directory could not be opened.
-    #[error("data directory: {0}")]
+    /// The store (the data directory or the database) could not be opened.
+    #[error("store: {0}")]
     Store(String),
     /// The server did not start.
     #[error(transparent)]
@@ -203,7 +229,9 @@ pub fn load_keys(args: &StoreArgs) -> Result<ServerKeys, OperatorError> {
         Ok(encoded) => MasterSecret::from_base64(encoded.trim())
             .map_err(|e| OperatorError::Keyring(e.to_string()))?,
         Err(_) => {
-            refuse_keyring_inside(&args.keyring, &args.data)?;
+            if args.store_url.is_none() {
+                refuse_keyring_inside(&args.keyring, &args.data)?;
+            }
             let (master, created) = MasterSecret::load_or_create(&args.keyring)
                 .map_err(|e| OperatorError::Keyring(e.to_string()))?;
             if created {
@@ -216,8 +244,58 @@ pub fn load_keys(args: &StoreArgs) -> Result<ServerKeys, OperatorError> {
         .map_err(|e| OperatorError::Keyring(e.to_string()))
 }
 
-/// Opens the event store in the data directory (created on first start).
-pub fn open_store(args: &StoreArgs, keys: &ServerKeys) -> Result<Arc<FjallStore>, OperatorError> {
+/// The event store a command runs on.
+pub enum OpenedStore {
+    /// The embedded store in the data directory: one process.
+    Embedded(Arc<FjallStore>),
+    /// The shared store in PostgreSQL: any number of servers.
+    Shared(Arc<PostgresStore>),
+}
+
+impl OpenedStore {
+    /// The store, behind the trait.
+    pub fn events(&self) -> Arc<dyn EventStore> {
+        match self {
+            OpenedStore::Embedded(store) => Arc::clone(store) as Arc<dyn EventStore>,
+            OpenedStore::Shared(store) => Arc::clone(store) as Arc<dyn EventStore>,
+        }
+    }
+
+    /// Where a server on this store remembers spent DPoP proofs: in memory beside the embedded
+    /// store, in the database beside the shared one (servers that share a store must share it).
+    pub fn spent_proofs(&self, config: &ServerConfig) -> SpentProofs {
+        match self {
+            OpenedStore::Embedded(_) => {
+                SpentProofs::InMemory(ReplayCache::new(config.replay_capacity, config.dpop_window))
+            }
+            OpenedStore::Shared(store) => {
+                SpentProofs::Shared(store.replay_table(config.dpop_window))
+            }
+        }
+    }
+}
+
+/// Opens the event store: PostgreSQL at `--store-url` if given, else the embedded store in the
+/// data directory (created on first start).
+pub fn open_store(args: &StoreArgs, keys: &ServerKeys) -> Result<OpenedStore, OperatorError> {
+    match &args.store_url {
+        Some(url) => open_shared_store(url, keys),
+        None => open_embedded_store(args, keys),
+    }
+}
+
+fn open_shared_store(url: &StoreUrl, keys: &ServerKeys) -> Result<OpenedStore, OperatorError> {
+    let store = PostgresStore::open(&url.0, keys.storage.clone()).map_err(|error| match error {
+        StoreError::Corrupt => OperatorError::Store(
+            "this keyring does not open this database (wrong master key?)".into(),
+        ),
+        other => OperatorError::Store(format!("database: {other}")),
+    })?;
+    tracing::info!("store.opened_shared");
+    Ok(OpenedStore::Shared(Arc::new(store)))
+}
+
+fn open_embedded_store(args: &StoreArgs, keys: &ServerKeys) -> Result<OpenedStore, OperatorError> {
     create_private_dir(&args.data)?;
     let store =
         FjallStore::open(&args.data, keys.storage.clone()).map_err(|error| match error {
@@ -230,7 +308,7 @@ pub fn open_store(args: &StoreArgs, keys: &ServerKeys) -> Result<Arc<FjallStore>
             other => OperatorError::Store(other.to_string()),
         })?;
     tracing::info!(path = %args.data.display(), "store.opened");
-    Ok(Arc::new(store))
+    Ok(OpenedStore::Embedded(Arc::new(store)))
 }
 
 /// `blindfold serve`: runs until interrupted.
@@ -240,7 +318,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), OperatorError> {
     let config = args.config();
     tracing::info!(public_url = %config.public_url, kdf_workers = config.kdf_workers, "server.starting");
 
-    let server = crate::server::start(config, keys, store, Arc::new(SystemClock)).await?;
+    let spent_proofs = store.spent_proofs(&config);
+    let server = crate::server::start_with(
+        config,
+        keys,
+        store.events(),
+        spent_proofs,
+        Arc::new(SystemClock),
+    )
+    .await?;
     shutdown_signal().await;
     tracing::info!("server.stopping");
     server.shutdown().await;
@@ -250,7 +336,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), OperatorError> {
 /// `blindfold rebuild`: drops the projections and replays the log.
 pub fn rebuild(args: StoreArgs) -> Result<(), OperatorError> {
     let keys = load_keys(&args)?;
-    let store = open_store(&args, &keys)?;
+    let store = open_store(&args, &keys)?.events();
     let started = std::time::Instant::now();
     let report = store
         .rebuild()
@@ -400,6 +486,7 @@ mod tests {
             data: data.clone(),
             keyring: root.path().join("blindfold.keyring"),
             token_key_id: 1,
+            store_url: None,
         };
         let master = MasterSecret::generate().unwrap();
         let keys = ServerKeys::derive(&master, 1).unwrap();

@@ -30,17 +30,16 @@
 //! This module must never write a user-readable byte, panic on stored bytes, or let a handle
 //! reach a log or an error.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use crate::envelope::{self, ProjectionSeal, StreamKey, StreamMeta};
-use crate::projection::{self, ItemChange};
+use crate::plan::{self, BatchKeys, Planned, Sealing, StreamFold};
 use crate::{
-    AccountRecord, Append, Event, EventStore, FeedEntry, Handle, ItemEntry, ItemId, RebuildReport,
+    AccountRecord, Append, EventStore, FeedEntry, Handle, ItemEntry, ItemId, RebuildReport,
     RecordedEvent, StorageKey, StoreError, StoreStats,
 };
 
@@ -235,111 +234,59 @@ impl FjallStore {
 
     /// Stages one append on top of `staged`. Returns its own writes (nothing is written on an
     /// error), the next free feed position and the stream's new version.
-    ///
-    /// The account record is read, opened and sealed again only when an event changes more than
-    /// its version (see [`projection::changes_record`]); item events leave it as stored.
     fn stage_append(
         &self,
         staged: &Staged,
         keys: &mut BatchKeys,
-        mut position: u64,
+        position: u64,
         append: &Append,
     ) -> Result<(Staged, u64, u64), StoreError> {
         let handle = &append.handle;
         let meta = self.stream_meta(staged, handle)?;
-        let actual = meta.as_ref().map_or(0, |meta| meta.version);
-        if append.expected_version != actual {
-            return Err(StoreError::Conflict {
-                expected: append.expected_version,
-                actual,
-            });
-        }
-        if append.events.is_empty() {
-            return Ok((Staged::default(), position, actual));
-        }
-
-        let (mut meta, mut record) = match meta {
-            None => {
-                let key = StreamKey::generate()?;
-                let meta = StreamMeta::new(&self.storage_key, handle, &key)?;
-                keys.insert(*handle, key);
-                (meta, Record::None)
-            }
-            Some(meta) => (meta, Record::AsStored),
+        let stored_record = |version| self.stored_account(staged, handle, version);
+        let mut positions = position..;
+        let writes = match plan::plan_append(
+            &self.sealing(),
+            keys,
+            meta,
+            stored_record,
+            &mut positions,
+            append,
+        )? {
+            Planned::Nothing { version } => return Ok((Staged::default(), position, version)),
+            Planned::Write(writes) => writes,
         };
-        let key = keys.get_or_open(self, handle, &meta)?;
 
         let mut own = Staged::default();
-        for event in &append.events {
-            let version = meta.version.checked_add(1).ok_or(StoreError::Corrupt)?;
-            let recorded = RecordedEvent {
-                version,
-                at: append.at,
-                event: event.clone(),
-            };
-            record = match record {
-                Record::AsStored if !projection::changes_record(event) => Record::AsStored,
-                Record::AsStored => {
-                    let stored = self
-                        .stored_account(staged, handle, meta.version)?
-                        .ok_or(StoreError::Corrupt)?;
-                    Record::Changed(Box::new(next_record(Some(stored), &recorded)?))
-                }
-                Record::None => Record::Changed(Box::new(next_record(None, &recorded)?)),
-                Record::Changed(current) => {
-                    Record::Changed(Box::new(next_record(Some(*current), &recorded)?))
-                }
-            };
-
-            let envelope = envelope::seal_event(key, handle, position, &recorded)?;
-            own.put(
-                Space::Events,
-                envelope::event_key(handle, version),
-                envelope,
-            );
+        for event in writes.events {
+            let key = envelope::event_key(handle, event.version);
             own.put(
                 Space::Feed,
-                position.to_be_bytes().to_vec(),
-                envelope::event_key(handle, version),
+                event.position.to_be_bytes().to_vec(),
+                key.clone(),
             );
-            self.stage_item_change(&mut own, handle, &recorded)?;
-
-            meta.version = version;
-            position = position.checked_add(1).ok_or(StoreError::Corrupt)?;
+            own.put(Space::Events, key, event.envelope);
         }
-
-        if let Record::Changed(record) = record {
-            own.put(
-                Space::Accounts,
-                handle.0.to_vec(),
-                self.projection.seal_account(handle, *record)?,
-            );
+        for (item_id, sealed) in writes.items {
+            let key = envelope::item_key(handle, &item_id);
+            match sealed {
+                Some(sealed) => own.put(Space::Items, key, sealed),
+                None => own.remove(Space::Items, key),
+            }
         }
-        own.put(Space::Streams, handle.0.to_vec(), meta.encode());
-        Ok((own, position, meta.version))
+        if let Some(record) = writes.record {
+            own.put(Space::Accounts, handle.0.to_vec(), record);
+        }
+        own.put(Space::Streams, handle.0.to_vec(), writes.meta.encode());
+        let next = positions.next().ok_or(StoreError::Corrupt)?;
+        Ok((own, next, writes.meta.version))
     }
 
-    fn stage_item_change(
-        &self,
-        staged: &mut Staged,
-        handle: &Handle,
-        recorded: &RecordedEvent,
-    ) -> Result<(), StoreError> {
-        match projection::item_change(recorded) {
-            Some(ItemChange::Put(entry)) => {
-                let sealed = self.projection.seal_item(handle, &entry)?;
-                staged.put(
-                    Space::Items,
-                    envelope::item_key(handle, &entry.item_id),
-                    sealed,
-                );
-            }
-            Some(ItemChange::Delete(item_id)) => {
-                staged.remove(Space::Items, envelope::item_key(handle, &item_id));
-            }
-            None => {}
+    fn sealing(&self) -> Sealing<'_> {
+        Sealing {
+            storage_key: &self.storage_key,
+            projection: &self.projection,
         }
-        Ok(())
     }
 
     fn stream_key(&self, handle: &Handle) -> Result<StreamKey, StoreError> {
@@ -386,61 +333,6 @@ impl FjallStore {
     }
 }
 
-/// An account record while one append is staged.
-enum Record {
-    /// The stream is new: no record yet.
-    None,
-    /// The stream exists and its record is as stored, but for its version.
-    AsStored,
-    /// The record as this append leaves it so far.
-    Changed(Box<AccountRecord>),
-}
-
-/// Stream keys opened during one `append_batch` call, so a stream appended to several times in
-/// one batch has its key unwrapped once. Dropped (and wiped) when the call returns: no stream
-/// key outlives the batch it was opened for.
-#[derive(Default)]
-struct BatchKeys(HashMap<Handle, StreamKey>);
-
-impl BatchKeys {
-    fn insert(&mut self, handle: Handle, key: StreamKey) {
-        self.0.insert(handle, key);
-    }
-
-    /// The stream's key: from this batch if opened already, else unwrapped from `meta`.
-    fn get_or_open(
-        &mut self,
-        store: &FjallStore,
-        handle: &Handle,
-        meta: &StreamMeta,
-    ) -> Result<&StreamKey, StoreError> {
-        match self.0.entry(*handle) {
-            Entry::Occupied(entry) => Ok(entry.into_mut()),
-            Entry::Vacant(entry) => Ok(entry.insert(meta.open_key(&store.storage_key, handle)?)),
-        }
-    }
-}
-
-/// The record after `recorded`, telling a missing account and a second creation apart from a
-/// corrupt stream.
-fn next_record(
-    record: Option<AccountRecord>,
-    recorded: &RecordedEvent,
-) -> Result<AccountRecord, StoreError> {
-    let creates = matches!(recorded.event, Event::AccountCreated { .. });
-    match &record {
-        None if !creates => return Err(StoreError::NotFound),
-        Some(record) if creates => {
-            return Err(StoreError::Conflict {
-                expected: 0,
-                actual: record.version,
-            });
-        }
-        _ => {}
-    }
-    projection::apply(record, recorded).ok_or(StoreError::Corrupt)
-}
-
 impl EventStore for FjallStore {
     /// Appends each `Append` with one fjall write batch and one fsync for the whole call.
     ///
@@ -459,13 +351,18 @@ impl EventStore for FjallStore {
         let mut position = *head;
         let mut results = Vec::with_capacity(appends.len());
         for append in &appends {
-            results.push(self.stage_append(&staged, &mut keys, position, append).map(
-                |(own, next, version)| {
+            let result = self.stage_append(&staged, &mut keys, position, append);
+            results.push(match result {
+                Ok((own, next, version)) => {
                     staged.0.extend(own.0);
                     position = next;
-                    version
-                },
-            ));
+                    Ok(version)
+                }
+                Err(error) => {
+                    keys.forget(&append.handle);
+                    Err(error)
+                }
+            });
         }
         if staged.0.is_empty() {
             return results;
@@ -684,15 +581,6 @@ struct Replay<'a, M> {
     report: RebuildReport,
 }
 
-/// A stream whose events are being applied: its key, and its projections so far.
-struct OpenStream {
-    key: StreamKey,
-    /// The version the stream meta records.
-    meta_version: u64,
-    record: Option<AccountRecord>,
-    items: BTreeMap<ItemId, ItemEntry>,
-}
-
 /// One stream while it is replayed.
 struct StreamReplay {
     handle: Handle,
@@ -701,7 +589,7 @@ struct StreamReplay {
 
 enum StreamState {
     /// Events are being applied.
-    Open(Box<OpenStream>),
+    Open(Box<StreamFold>),
     /// The stream has no meta (it was deleted): its events are skipped.
     Deleted,
     /// The stream is corrupt: its remaining events are skipped and it writes nothing.
@@ -736,7 +624,7 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
             return Ok(());
         };
 
-        match apply_event(open, &handle, version, envelope) {
+        match open.apply(&handle, version, envelope) {
             Ok(()) => self.report.events += 1,
             Err(StoreError::Corrupt) => {
                 stream.state = StreamState::Corrupt;
@@ -771,19 +659,8 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
     }
 
     fn open_stream(&mut self, handle: &Handle, meta: &[u8]) -> StreamState {
-        let opened = StreamMeta::decode(meta).and_then(|meta| {
-            Ok((
-                meta.open_key(&self.store.storage_key, handle)?,
-                meta.version,
-            ))
-        });
-        match opened {
-            Ok((key, meta_version)) => StreamState::Open(Box::new(OpenStream {
-                key,
-                meta_version,
-                record: None,
-                items: BTreeMap::new(),
-            })),
+        match StreamFold::open(&self.store.storage_key, handle, meta) {
+            Ok(fold) => StreamState::Open(Box::new(fold)),
             Err(_) => {
                 self.mark_corrupt(None);
                 StreamState::Corrupt
@@ -797,28 +674,19 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
         let StreamState::Open(open) = stream.state else {
             return Ok(());
         };
-        let OpenStream {
-            meta_version,
-            record,
-            items,
-            ..
-        } = *open;
-        let Some(record) = record.filter(|record| record.version == meta_version) else {
+        let handle = &stream.handle;
+        let Some(sealed) = open.seal(&self.store.projection, handle)? else {
             // Events the meta records are missing from the log's tail.
             self.mark_corrupt(None);
             return Ok(());
         };
 
-        let handle = &stream.handle;
-        let projection = &self.store.projection;
-        for entry in items.into_values() {
-            let sealed = projection.seal_item(handle, &entry)?;
-            let key = envelope::item_key(handle, &entry.item_id);
-            self.pending.push((Space::Items, key, sealed));
+        for (item_id, entry) in sealed.items {
+            let key = envelope::item_key(handle, &item_id);
+            self.pending.push((Space::Items, key, entry));
         }
-        let sealed = projection.seal_account(handle, record)?;
         self.pending
-            .push((Space::Accounts, handle.0.to_vec(), sealed));
+            .push((Space::Accounts, handle.0.to_vec(), sealed.record));
         self.report.accounts += 1;
 
         if self.pending.len() as u64 >= REBUILD_CHUNK {
@@ -862,23 +730,4 @@ impl<'a, M: Iterator<Item = fjall::Guard>> Replay<'a, M> {
             .map_err(backend)?;
         Ok(self.report)
     }
-}
-
-/// Opens one envelope of a stream and applies it to the stream's record and item index. Any
-/// failure to open, to follow the record, or a version out of order is `Corrupt`.
-fn apply_event(
-    stream: &mut OpenStream,
-    handle: &Handle,
-    version: u64,
-    envelope: &[u8],
-) -> Result<(), StoreError> {
-    let (_, recorded) = envelope::open_event(&stream.key, handle, version, envelope)?;
-    let record = projection::apply(stream.record.take(), &recorded).ok_or(StoreError::Corrupt)?;
-    stream.record = Some(record);
-    match projection::item_change(&recorded) {
-        Some(ItemChange::Put(entry)) => drop(stream.items.insert(entry.item_id, entry)),
-        Some(ItemChange::Delete(item_id)) => drop(stream.items.remove(&item_id)),
-        None => {}
-    }
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! blindfold's event log: the versioned event schema, the `EventStore` trait and its embedded
-//! fjall implementation.
+//! blindfold's event log: the versioned event schema, the `EventStore` trait, its embedded
+//! fjall implementation and its shared PostgreSQL implementation.
 //!
 //! The log is the source of truth. Every stored byte is ciphertext: events are sealed with a
 //! per-stream key, which is itself sealed with the server's storage key. Projections (the current
@@ -23,6 +23,8 @@
 pub mod aead;
 mod envelope;
 pub mod fjall_store;
+mod plan;
+pub mod postgres_store;
 pub mod projection;
 pub mod schema;
 pub mod store;
@@ -30,6 +32,7 @@ pub mod store;
 #[doc(hidden)]
 pub use envelope::{decode_stored_bytes_for_fuzzing, seal_and_open_for_benches};
 pub use fjall_store::FjallStore;
+pub use postgres_store::{PostgresStore, ProofReplayTable};
 pub use projection::{AccountRecord, ItemEntry, TotpState};
 pub use schema::{Event, KdfParams, PasswordWrap, RecordedEvent};
 pub use store::{Append, EventStore, FeedEntry, RebuildReport, StoreError, StoreStats};

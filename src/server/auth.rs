@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use blindfold_actors::crypto::data::Purpose;
-use blindfold_actors::crypto::dpop::{self, ProofContext, ReplayError, VerifiedProof};
+use blindfold_actors::crypto::dpop::{self, ProofContext, VerifiedProof};
 use blindfold_actors::crypto::token::{TokenClaims, TokenError};
 use blindfold_events::{AccountRecord, Handle};
 use subtle::ConstantTimeEq;
@@ -23,6 +23,7 @@ use super::App;
 use super::problem::ApiError;
 use super::rate_limit::RateLimiter;
 use super::router::Request;
+use super::spent_proofs::SpendError;
 
 /// An authenticated request: a live token, its device proven, its account current.
 pub(crate) struct Session {
@@ -85,20 +86,17 @@ impl App {
     /// Remembers a verified proof's `jti` for the window, refusing it if it was seen before.
     fn spend_proof(&self, proof: &VerifiedProof) -> Result<(), ApiError> {
         match self
-            .replay
-            .check_and_remember(proof.jti_digest, proof.iat, self.now())
+            .spent_proofs
+            .spend(proof.jti_digest, proof.iat, self.now())
         {
             Ok(()) => Ok(()),
-            Err(ReplayError::Replayed) => {
+            Err(SpendError::Replayed) => {
                 tracing::info!(reason = "replayed", "dpop.rejected");
                 Err(ApiError::InvalidDpopProof)
             }
-            Err(ReplayError::Full { retry_after_secs }) => {
-                tracing::warn!("dpop.replay_cache_full");
-                Err(ApiError::Overloaded(std::time::Duration::from_secs(
-                    retry_after_secs,
-                )))
-            }
+            Err(SpendError::Unavailable { retry_after_secs }) => Err(ApiError::Overloaded(
+                std::time::Duration::from_secs(retry_after_secs),
+            )),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod rate_limit;
 mod router;
 mod second_factor;
+pub mod spent_proofs;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use warp::Filter;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ServerConfig;
 pub use listener::ConnectionLimits;
+pub use spent_proofs::SpentProofs;
 
 use metrics::Metrics;
 use rate_limit::RateLimiter;
@@ -42,7 +44,7 @@ pub(crate) struct App {
     actors: Arc<Actors>,
     store: Arc<dyn EventStore>,
     nonce_key: NonceKey,
-    replay: ReplayCache,
+    spent_proofs: SpentProofs,
     per_address: RateLimiter<IpAddr>,
     per_handle: RateLimiter<Handle>,
     /// Recovery attempts per handle, apart from `per_handle`: guessing at a name's password
@@ -81,13 +83,29 @@ impl RunningServer {
     }
 }
 
-/// Starts the actors and the HTTP server on `config.listen`.
+/// Starts the actors and the HTTP server on `config.listen`, remembering spent DPoP proofs in
+/// this process (bounded by `config.replay_capacity`): right for a server that is alone on its
+/// store.
 ///
 /// An empty `config.public_url` means `http://` and the bound address (handy with port 0).
 pub async fn start(
+    config: ServerConfig,
+    keys: ServerKeys,
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningServer, StartError> {
+    let spent_proofs =
+        SpentProofs::InMemory(ReplayCache::new(config.replay_capacity, config.dpop_window));
+    start_with(config, keys, store, spent_proofs, clock).await
+}
+
+/// As [`start`], with spent DPoP proofs remembered in `spent_proofs`: servers that share a
+/// store must share this too, or a proof spent on one would pass on another.
+pub async fn start_with(
     mut config: ServerConfig,
     keys: ServerKeys,
     store: Arc<dyn EventStore>,
+    spent_proofs: SpentProofs,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningServer, StartError> {
     let ServerKeys {
@@ -119,7 +137,7 @@ pub async fn start(
     }
 
     let app = Arc::new(App {
-        replay: ReplayCache::new(config.replay_capacity, config.dpop_window),
+        spent_proofs,
         per_address: RateLimiter::new(config.limit_per_address, config.limit_max_keys),
         per_handle: RateLimiter::new(config.limit_per_handle, config.limit_max_keys),
         per_handle_recovery: RateLimiter::new(config.limit_per_handle, config.limit_max_keys),

@@ -25,6 +25,11 @@ struct Bucket {
 }
 
 /// A rate limiter over keys of type `K`.
+//
+// LIMITATION: the buckets live in this process. Servers sharing one PostgreSQL store each count
+// on their own, so behind a balancer of N servers an attacker gets up to N times the budget.
+// The way out is a shared bucket table beside the replay table (one upsert per credential
+// check), or limits set per server as budget / N.
 pub struct RateLimiter<K> {
     limit: Limit,
     max_keys: usize,

@@ -163,6 +163,8 @@ pub struct Client {
     pub base: String,
     pub key: DeviceKey,
     pub token: Option<String>,
+    /// The URL proofs are made for, when it is not `base` (servers behind one public name).
+    pub public_url: Option<String>,
 }
 
 /// A whole response.
@@ -192,6 +194,7 @@ impl Client {
             base: base.to_owned(),
             key: DeviceKey::generate_p256().unwrap(),
             token: None,
+            public_url: None,
         }
     }
 
@@ -204,7 +207,8 @@ impl Client {
     ) -> Result<Reply, reqwest::Error> {
         let url = format!("{}{path}", self.base);
         let token = self.token.as_deref();
-        let proof = self.key.proof(method.as_str(), &url, token, None, now());
+        let htu = format!("{}{path}", self.public_url.as_deref().unwrap_or(&self.base));
+        let proof = self.key.proof(method.as_str(), &htu, token, None, now());
         let mut request = self
             .http
             .request(method, &url)

@@ -1,7 +1,10 @@
-//! Integration tests of the fjall event store, in one binary.
+//! Integration tests of the event stores, in one binary. The tests of `store` and `rebuild` are
+//! written once, over [`backend::Backend`], and run against fjall and against PostgreSQL.
 
+mod backend;
 mod crash;
 mod rebuild;
+mod shared;
 mod store;
 
 use std::path::Path;
@@ -65,6 +68,6 @@ pub fn append(n: u8, expected_version: u64, events: Vec<Event>) -> Append {
 }
 
 /// Appends alone and returns the new version.
-pub fn append_one(store: &FjallStore, append: Append) -> u64 {
+pub fn append_one(store: &impl EventStore, append: Append) -> u64 {
     store.append_batch(vec![append]).pop().unwrap().unwrap()
 }
