@@ -146,6 +146,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BLINDFOLD_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
 
+    /// Seconds a write to a client may make no progress before its connection is closed.
+    #[arg(long, env = "BLINDFOLD_WRITE_TIMEOUT", default_value_t = 30)]
+    pub write_timeout: u64,
+
     /// Seconds a client has to send a request body once its head has arrived.
     #[arg(long, env = "BLINDFOLD_BODY_TIMEOUT", default_value_t = 30)]
     pub body_timeout: u64,
@@ -195,6 +199,7 @@ impl ServeArgs {
                 total: self.max_connections,
                 per_address: self.max_connections_per_address,
                 header_timeout: Duration::from_secs(self.header_timeout),
+                write_timeout: Duration::from_secs(self.write_timeout),
             },
             limit_per_address: Limit {
                 burst: self.rate_per_address,

@@ -34,6 +34,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
@@ -97,7 +98,8 @@ CREATE TABLE IF NOT EXISTS blindfold_replay (digest bytea PRIMARY KEY, expires_a
 // LIMITATION: the caller waits for the reply, so an async handler that reads the store holds
 // its tokio worker for one database round trip (as a fjall read holds it for a disk read, which
 // is shorter). On a LAN that is well under a millisecond, but a slow database slows every
-// worker. The way out is an async read path (tokio-postgres) beside the sync trait, or reads
+// worker, and a stalled one holds each caller up to `CALL_TIMEOUT` (10 s; connect, TCP and
+// statement timeouts bound the stall on the connection's side too). The way out is an async read path (tokio-postgres) beside the sync trait, or reads
 // moved to `spawn_blocking` in the handlers.
 pub struct PostgresStore {
     pool: Arc<Pool>,
@@ -260,9 +262,10 @@ impl PostgresStore {
         storage_key: StorageKey,
         connections: usize,
     ) -> Result<PostgresStore, StoreError> {
-        let config: Config = url
+        let mut config: Config = url
             .parse()
             .map_err(|_| StoreError::Backend("the database URL does not parse".into()))?;
+        bound_network_waits(&mut config);
         let keys = Keys {
             projection: ProjectionSeal::new(&storage_key)?,
             storage_key,
@@ -391,6 +394,28 @@ impl PostgresStore {
     }
 }
 
+/// The longest a request waits for the database, queueing for a connection included; past it
+/// the call fails (and the request gets 503) rather than holding its thread. Rebuild alone has
+/// no bound.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest one statement may run, and wait for a lock, on the server side.
+const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '10s'; SET lock_timeout = '5s'";
+
+/// Bounds what the URL leaves open: how long a connect may take and how long a dead peer goes
+/// unnoticed (TCP keepalives, and unacknowledged writes), so a partitioned database shows up as
+/// an error within seconds, not hours.
+fn bound_network_waits(config: &mut Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30));
+}
+
 impl Connection {
     /// Connects, with `synchronous_commit` on whatever the server's default, makes sure the
     /// tables exist and prepares the statements.
@@ -400,6 +425,7 @@ impl Connection {
         client
             .batch_execute("SET synchronous_commit = on")
             .map_err(backend)?;
+        client.batch_execute(STATEMENT_TIMEOUT).map_err(backend)?;
         create_schema(&mut client)?;
         let statements = Statements::prepare(&mut client)?;
         Ok(Connection { client, statements })
@@ -474,9 +500,20 @@ fn serve_jobs(config: &Config, jobs: &Mutex<Receiver<Job>>) {
 }
 
 impl Pool {
-    /// Runs `work` on a connection thread and waits for its result.
+    /// Runs `work` on a connection thread and waits for its result, at most [`CALL_TIMEOUT`].
     fn run<R: Send + 'static>(
         self: &Arc<Self>,
+        work: impl FnOnce(&mut Connection, &Keys) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.run_within(Some(CALL_TIMEOUT), work)
+    }
+
+    /// Runs `work` on a connection thread and waits for its result, at most `timeout` (or as
+    /// long as it takes). A call that times out may still complete on its thread; its result
+    /// is dropped, and for an append the caller reports a failure it cannot be sure of.
+    fn run_within<R: Send + 'static>(
+        self: &Arc<Self>,
+        timeout: Option<Duration>,
         work: impl FnOnce(&mut Connection, &Keys) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (reply, result) = mpsc::sync_channel(1);
@@ -490,9 +527,19 @@ impl Pool {
             .map_err(|_| StoreError::Backend("the connection queue failed".into()))?
             .send(job)
             .map_err(|_| StoreError::Backend("no connection thread is running".into()))?;
-        result
-            .recv()
-            .map_err(|_| StoreError::Backend("a connection thread failed".into()))?
+        match timeout {
+            Some(timeout) => result.recv_timeout(timeout).map_err(|error| match error {
+                mpsc::RecvTimeoutError::Timeout => {
+                    StoreError::Backend("the database did not answer in time".into())
+                }
+                mpsc::RecvTimeoutError::Disconnected => {
+                    StoreError::Backend("a connection thread failed".into())
+                }
+            })?,
+            None => result
+                .recv()
+                .map_err(|_| StoreError::Backend("a connection thread failed".into()))?,
+        }
     }
 }
 
@@ -893,8 +940,19 @@ impl EventStore for PostgresStore {
     /// and see the old projections until it commits. Run it with the servers stopped anyway,
     /// as with fjall.
     fn rebuild(&self) -> Result<RebuildReport, StoreError> {
-        self.pool
-            .run(|connection, keys| rebuild(&mut connection.client, keys))
+        self.pool.run_within(None, |connection, keys| {
+            // A rebuild's statements may each take long: no statement timeout on its connection.
+            connection
+                .client
+                .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+                .map_err(backend)?;
+            let report = rebuild(&mut connection.client, keys);
+            connection
+                .client
+                .batch_execute(STATEMENT_TIMEOUT)
+                .map_err(backend)?;
+            report
+        })
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -223,14 +223,36 @@ fn token_rejected(error: TokenError) -> ApiError {
     }
 }
 
-/// IPv6 clients are limited per /64, the block one subscriber usually holds.
+/// IPv6 clients are limited per /64, the block one subscriber usually holds. An IPv4 client
+/// on a dual-stack listener (`::ffff:a.b.c.d`) is its IPv4 address, not one /64 shared by all.
 pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => {
             let mut octets = v6.octets();
             octets[8..].fill(0);
             IpAddr::from(octets)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_key_per_64_and_mapped_ipv4_clients_keep_their_own() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:bbbb::9")),
+            client_key(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(
+            client_key(ip("::ffff:192.0.2.7")),
+            client_key(ip("::ffff:198.51.100.1"))
+        );
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
     }
 }

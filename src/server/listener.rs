@@ -7,7 +7,8 @@
 //!      └──> address under its share? ──(no: 503 overloaded, then close)
 //!               │
 //!               └──> HTTP/1.1: the head within the header timeout, also between keep-alive
-//!                    requests, or the connection closes
+//!                    requests, and every write making progress within the write timeout, or
+//!                    the connection closes
 //! ```
 //!
 //! Without these a client that opens connections and sends nothing, or a byte at a time, holds
@@ -28,6 +29,8 @@ use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_io_timeout::TimeoutStream;
 use tower_service::Service;
 use warp::Filter;
 use warp::reply::Response;
@@ -45,6 +48,9 @@ pub struct ConnectionLimits {
     /// Time a client has to send a whole request head, and to start the next one on a
     /// keep-alive connection.
     pub header_timeout: Duration,
+    /// Time a write to the client may make no progress before the connection is closed: a
+    /// client that stops reading its answers cannot hold its connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -53,6 +59,7 @@ impl Default for ConnectionLimits {
             total: 4096,
             per_address: 256,
             header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -79,11 +86,10 @@ impl OpenPerAddress {
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = open.entry(address).or_insert(0);
-        if *count >= max {
+        if open.get(&address).copied().unwrap_or(0) >= max {
             return None;
         }
-        *count += 1;
+        *open.entry(address).or_insert(0) += 1;
         Some(AddressSlot {
             table: Arc::clone(self),
             address,
@@ -108,7 +114,8 @@ impl Drop for AddressSlot {
 }
 
 /// Serves `filter` on `listener` within `limits` until `stop` completes, then lets the
-/// connections in flight finish their requests.
+/// connections in flight finish their requests. Dropping the future (aborting its task) ends
+/// every connection it started.
 pub(crate) async fn serve<F>(
     listener: TcpListener,
     filter: F,
@@ -120,9 +127,11 @@ pub(crate) async fn serve<F>(
     let total = Arc::new(Semaphore::new(limits.total.max(1)));
     let per_address = Arc::new(OpenPerAddress::default());
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let mut stop = std::pin::pin!(stop);
 
     loop {
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = accept_within(&listener, &total) => accepted,
             () = &mut stop => break,
@@ -132,16 +141,16 @@ pub(crate) async fn serve<F>(
         };
         let Some(slot) = per_address.take(client_key(peer.ip()), limits.per_address) else {
             tracing::info!("connection.refused_per_address");
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 refuse(stream).await;
                 drop(permit);
             });
             continue;
         };
 
-        let connection = serve_connection(stream, peer, filter.clone(), limits.header_timeout);
+        let connection = serve_connection(stream, peer, filter.clone(), &limits);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 // Clients that hang up or send garbage are routine, not errors of the server.
                 tracing::debug!(%error, "connection.ended_with_error");
@@ -195,13 +204,17 @@ async fn accept_within(
     }
 }
 
+/// Largest read buffer of a connection: a request head must fit in it (proofs and tokens are a
+/// few KiB), and it bounds what each connection holds while it reads.
+const MAX_READ_BUFFER: usize = 64 * 1024;
+
 /// One HTTP/1.1 connection: every request carries the peer's address; the head must arrive
-/// within `header_timeout`.
+/// within the header timeout, and a write must make progress within the write timeout.
 fn serve_connection<F>(
     stream: TcpStream,
     peer: SocketAddr,
     filter: F,
-    header_timeout: Duration,
+    limits: &ConnectionLimits,
 ) -> impl GracefulConnection<Error = hyper::Error> + Send + 'static
 where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -210,10 +223,13 @@ where
         request.extensions_mut().insert(PeerAddr(peer));
         warp::service(filter.clone()).call(request)
     });
+    let mut stream = TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(limits.write_timeout));
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_READ_BUFFER)
+        .serve_connection(TokioIo::new(Box::pin(stream)), service)
 }
 
 #[cfg(test)]

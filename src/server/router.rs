@@ -155,10 +155,12 @@ fn body_limit(app: &App, method: &Method, path: &str) -> usize {
 
 /// Reads at most `limit` bytes, refusing as soon as the declared or actual length exceeds it.
 ///
-/// Every byte held is first taken from `budget`, the memory all bodies in flight share: the
-/// declared length before anything is allocated, then whatever a body without one brings, chunk
-/// by chunk. A body that does not fit is refused at once with 503, so slow or unauthenticated
-/// uploads cannot hold more memory than the budget, however many connections send them.
+/// Every byte of buffer is first taken from `budget`, the memory all bodies in flight share,
+/// and only as bytes arrive: a declared length that is never sent holds nothing. The buffer
+/// grows by doubling up to the declared length (or the limit), and what the budget is charged
+/// is its capacity, not its length. A body that does not fit is refused at once with 503, so
+/// slow or unauthenticated uploads cannot hold more memory than the budget, however many
+/// connections send them.
 async fn read_body<S, B>(
     headers: &HeaderMap,
     body: S,
@@ -176,19 +178,27 @@ where
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge);
     }
+    let ceiling = declared.unwrap_or(limit).min(limit);
 
     let mut held = Held::default();
-    held.reserve(budget, declared.unwrap_or(0))?;
     let mut body = std::pin::pin!(body);
-    let mut bytes = Zeroizing::new(Vec::with_capacity(declared.unwrap_or(0)));
+    let mut bytes = Zeroizing::new(Vec::new());
     while let Some(chunk) = body.next().await {
         let mut chunk =
             chunk.map_err(|_| ApiError::InvalidRequest("The request body could not be read."))?;
-        let len = bytes.len() + chunk.remaining();
-        if len > limit {
+        let wanted = bytes.len() + chunk.remaining();
+        if wanted > limit {
             return Err(ApiError::PayloadTooLarge);
         }
-        held.reserve(budget, len)?;
+        if wanted > bytes.capacity() {
+            // IMPORTANT: the budget is charged before the buffer grows. Growing into a fresh
+            // buffer (not `reserve`, which would leave the old bytes unwiped in freed memory).
+            let capacity = wanted.max(bytes.capacity().saturating_mul(2).min(ceiling));
+            held.reserve(budget, capacity)?;
+            let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+            grown.extend_from_slice(&bytes);
+            bytes = grown;
+        }
         while chunk.has_remaining() {
             let part = chunk.chunk();
             bytes.extend_from_slice(part);
@@ -207,7 +217,7 @@ struct Held {
 }
 
 impl Held {
-    /// Grows what is held to `bytes`, or refuses with 503 if the budget has no room.
+    /// Grows what is held to `bytes` of buffer, or refuses with 503 if the budget has no room.
     fn reserve(&mut self, budget: &Arc<Semaphore>, bytes: usize) -> Result<(), ApiError> {
         let more = bytes.saturating_sub(self.bytes);
         if more == 0 {

@@ -129,29 +129,64 @@ async fn a_body_past_the_shared_memory_budget_is_refused_with_503_until_room_is_
              content-type: application/octet-stream\r\nconnection: close\r\n\r\n"
         )
     };
+    // A whole body is read (and then refused for want of a token: it got past the budget).
+    let whole_upload = || async {
+        let mut stream = connect(&server).await;
+        stream.write_all(put(1000).as_bytes()).await.unwrap();
+        stream.write_all(&[b'x'; 1000]).await.unwrap();
+        read_to_close(&mut stream).await
+    };
 
-    // A slow upload holds 1000 of the 1500 bytes: no token needed, the body comes first.
+    // A declared length that never comes holds nothing of the budget.
+    let mut promised = connect(&server).await;
+    promised.write_all(put(1000).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answer = whole_upload().await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "got: {answer}");
+
+    // Bytes that come and stall hold their share: no token needed, the body comes first.
     let mut slow = connect(&server).await;
     slow.write_all(put(1000).as_bytes()).await.unwrap();
-    slow.write_all(&[b'x'; 10]).await.unwrap();
+    slow.write_all(&[b'x'; 600]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let mut refused = connect(&server).await;
-    refused.write_all(put(1000).as_bytes()).await.unwrap();
-    let answer = read_to_close(&mut refused).await;
+    let answer = whole_upload().await;
     assert!(answer.starts_with("HTTP/1.1 503"), "got: {answer}");
     assert!(answer.contains("\"code\":\"overloaded\""));
     assert!(answer.to_ascii_lowercase().contains("retry-after: "));
     assert_eq!(health_status(&mut connect(&server).await).await, Some(200));
 
-    // Once the slow upload ends, its bytes are free again: the next body is read (and then
-    // refused for having no token, which shows it got past the budget).
-    slow.write_all(&[b'x'; 990]).await.unwrap();
+    // Once the slow upload ends, its bytes are free again.
+    slow.write_all(&[b'x'; 400]).await.unwrap();
     let answer = read_to_close(&mut slow).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "got: {answer}");
-    let mut next = connect(&server).await;
-    next.write_all(put(1000).as_bytes()).await.unwrap();
-    next.write_all(&[b'x'; 1000]).await.unwrap();
-    let answer = read_to_close(&mut next).await;
+    let answer = whole_upload().await;
     assert!(answer.starts_with("HTTP/1.1 401"), "got: {answer}");
+    drop(promised);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_cut_off_after_the_write_timeout() {
+    let server = TestServer::start_with(|config| {
+        config.connections.write_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.server.addr).await.unwrap();
+
+    // Pipelined requests whose answers are never read: the server's writes stall, then its
+    // reads, then ours. Without a write timeout this would block for ever.
+    let requests = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n".repeat(1000);
+    let flood = async {
+        loop {
+            if stream.write_all(&requests).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, flood)
+        .await
+        .expect("the server closed the connection of a client that does not read");
+
+    assert_eq!(health_status(&mut connect(&server).await).await, Some(200));
 }

@@ -264,3 +264,31 @@ fn an_append_that_loses_the_race_to_create_a_stream_leaves_the_winners_stream_wh
     assert_eq!(events.len(), 2);
     assert_eq!(store.account(&handle(1)).unwrap().unwrap().epoch, 1);
 }
+
+#[test]
+fn a_database_that_holds_a_read_up_answers_with_an_error_in_seconds_not_never() {
+    let Some(backend) = Postgres::fresh() else {
+        return;
+    };
+    let store = backend.open();
+    append_one(&store, append(1, 0, vec![created()]));
+
+    // Another session takes the accounts table and keeps it, as a stuck migration or a
+    // runaway transaction would.
+    let mut blocker = backend.connect();
+    let mut hold = blocker.transaction().unwrap();
+    hold.batch_execute("LOCK TABLE blindfold_accounts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let read = store.account(&handle(1));
+    let waited = started.elapsed();
+    assert!(matches!(read, Err(StoreError::Backend(_))), "got {read:?}");
+    assert!(
+        waited < std::time::Duration::from_secs(9),
+        "waited {waited:?}"
+    );
+
+    hold.rollback().unwrap();
+    assert!(store.account(&handle(1)).unwrap().is_some());
+}
