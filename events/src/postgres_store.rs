@@ -59,6 +59,9 @@ const REBUILD_FETCH: i32 = 1024;
 const SCHEMA_LOCK: i64 = 0x626c_696e_6466_6f6c;
 /// Spent proofs between two prunings of the replay table.
 const REPLAY_PRUNE_EVERY: u64 = 1024;
+/// Seconds past its expiry a spent proof stays in the shared table: the clock skew between
+/// servers the pruning tolerates.
+const REPLAY_PRUNE_MARGIN_SECS: i64 = 60;
 
 /// Creates every table if it does not exist. Run under [`SCHEMA_LOCK`].
 const SCHEMA: &str = "
@@ -1182,9 +1185,12 @@ impl ProofReplayTable {
                 .map_err(backend)?
                 == 1;
             if prune {
+                // Rows are kept a margin past their expiry by this server's clock, so a server
+                // whose clock runs behind this one's never finds a live proof already pruned.
+                let before = now.saturating_sub(REPLAY_PRUNE_MARGIN_SECS);
                 tx.execute(
                     "DELETE FROM blindfold_replay WHERE expires_at <= $1",
-                    &[&now],
+                    &[&before],
                 )
                 .map_err(backend)?;
             }
