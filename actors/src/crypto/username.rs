@@ -64,13 +64,36 @@ pub fn normalize(raw: &str) -> Result<Username, UsernameError> {
         return Err(UsernameError::TooLong);
     }
 
-    let normalized = UsernameCaseMapped::enforce(raw).map_err(|_| UsernameError::Invalid)?;
-    let normalized = Zeroizing::new(normalized.into_owned());
+    let normalized = enforce_until_stable(raw)?;
     match normalized.len() {
         0 => Err(UsernameError::Empty),
         1..=MAX_USERNAME_LEN => Ok(Username(normalized)),
         _ => Err(UsernameError::TooLong),
     }
+}
+
+/// Times the profile is applied again, after the first, for its output to stop changing.
+const MAX_REAPPLICATIONS: usize = 3;
+
+/// Applies the profile until its output is its input. One application is not always idempotent
+/// (case mapping can undo what normalization did, and the reverse), so RFC 8264 §7 asks to
+/// reapply the rules until the string is stable and to refuse one that is not stable after
+/// three more applications. Without this, a name and its normalized form could be two accounts.
+fn enforce_until_stable(raw: &str) -> Result<Zeroizing<String>, UsernameError> {
+    let enforce = |text: &str| {
+        UsernameCaseMapped::enforce(text)
+            .map(|out| Zeroizing::new(out.into_owned()))
+            .map_err(|_| UsernameError::Invalid)
+    };
+    let mut current = enforce(raw)?;
+    for _ in 0..MAX_REAPPLICATIONS {
+        let next = enforce(&current)?;
+        if next == current {
+            return Ok(current);
+        }
+        current = next;
+    }
+    Err(UsernameError::Invalid)
 }
 
 /// The server's index key (`HKDF(master, "blindfold/v1/index")`): turns usernames into blind
