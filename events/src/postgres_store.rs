@@ -1177,6 +1177,10 @@ impl ProofReplayTable {
             let expiry = i64::try_from(expiry).unwrap_or(i64::MAX);
             let now = i64::try_from(now).unwrap_or(i64::MAX);
             let statements = &connection.statements;
+            // LIMITATION: BEGIN, SET LOCAL, the insert and COMMIT are four round trips on the
+            // path of every authenticated request, where the insert alone would be one. A
+            // connection kept for spends, with `synchronous_commit = off` for its session, would
+            // make it one.
             let mut tx = connection.client.transaction().map_err(backend)?;
             tx.batch_execute("SET LOCAL synchronous_commit = off")
                 .map_err(backend)?;

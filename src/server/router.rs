@@ -209,17 +209,20 @@ where
     Ok((bytes, held.permit))
 }
 
-/// The part of the body budget one body holds.
+/// The part of the body budget one body holds: one permit per byte of buffer.
 #[derive(Default)]
 struct Held {
-    bytes: usize,
     permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Held {
     /// Grows what is held to `bytes` of buffer, or refuses with 503 if the budget has no room.
     fn reserve(&mut self, budget: &Arc<Semaphore>, bytes: usize) -> Result<(), ApiError> {
-        let more = bytes.saturating_sub(self.bytes);
+        let held = self
+            .permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits);
+        let more = bytes.saturating_sub(held);
         if more == 0 {
             return Ok(());
         }
@@ -234,7 +237,6 @@ impl Held {
             Some(held) => held.merge(permit),
             None => self.permit = Some(permit),
         }
-        self.bytes = bytes;
         Ok(())
     }
 }
